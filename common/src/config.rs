@@ -1,0 +1,386 @@
+//! The one configuration loader: built-in defaults, then `prh.toml` (or `--config FILE`),
+//! then environment variables `PRH__SECTION__KEY`. Every knob is documented in the README.
+
+use crate::department::Department;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where SQLite files and generated keys live unless their own settings say otherwise.
+    pub data_dir: PathBuf,
+    pub database: DatabaseSettings,
+    pub registries: RegistrySettings,
+    pub amqp: AmqpSettings,
+    pub intake: IntakeSettings,
+    pub workers: PoolSettings,
+    pub collector: PoolSettings,
+    pub signing: SigningSettings,
+    pub policy: PolicySettings,
+    pub client: ClientSettings,
+    pub log: LogSettings,
+}
+
+/// A database: a URL (`sqlite://…` or `postgres://…`) and, for PostgreSQL, a schema.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Unset: a SQLite file under `data_dir`.
+    pub url: Option<String>,
+    /// PostgreSQL schema to work in (created if missing); ignored for SQLite.
+    pub schema: Option<String>,
+    pub max_connections: Option<u32>,
+}
+
+/// Each department's registry is its own database (or schema) with its own URL.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrySettings {
+    pub public_security: DatabaseSettings,
+    pub civil_affairs: DatabaseSettings,
+    pub human_resources: DatabaseSettings,
+    pub natural_resources: DatabaseSettings,
+    pub housing: DatabaseSettings,
+    pub education: DatabaseSettings,
+}
+
+impl RegistrySettings {
+    pub fn get(&self, department: Department) -> &DatabaseSettings {
+        match department {
+            Department::PublicSecurity => &self.public_security,
+            Department::CivilAffairs => &self.civil_affairs,
+            Department::HumanResources => &self.human_resources,
+            Department::NaturalResources => &self.natural_resources,
+            Department::Housing => &self.housing,
+            Department::Education => &self.education,
+        }
+    }
+
+    pub fn get_mut(&mut self, department: Department) -> &mut DatabaseSettings {
+        match department {
+            Department::PublicSecurity => &mut self.public_security,
+            Department::CivilAffairs => &mut self.civil_affairs,
+            Department::HumanResources => &mut self.human_resources,
+            Department::NaturalResources => &mut self.natural_resources,
+            Department::Housing => &mut self.housing,
+            Department::Education => &mut self.education,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmqpSettings {
+    pub url: String,
+    /// Prefix of every exchange and queue name, so several installations (or tests) can
+    /// share one broker.
+    pub prefix: String,
+    /// Deliveries of one message before the broker parks it in the dead-letter queue.
+    pub delivery_limit: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntakeSettings {
+    /// Address the HTTP API listens on.
+    pub listen: String,
+    /// Largest accepted request or AMQP message body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest household (applicant and co-applicants).
+    pub max_household: usize,
+    /// Prefetch and concurrency of the AMQP intake consumer.
+    pub prefetch: u16,
+    pub concurrency: usize,
+    /// Outbox rows published per relay round.
+    pub relay_batch: u64,
+    /// How often the relay looks for rows written by other processes, in milliseconds.
+    pub relay_poll_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolSettings {
+    /// Unacknowledged deliveries the broker may send one consumer.
+    pub prefetch: u16,
+    /// Deliveries handled at the same time by one process.
+    pub concurrency: usize,
+    /// Address for `/livez`, `/readyz`; unset: no probe server.
+    pub probe_listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SigningSettings {
+    /// Ed25519 key file (base64); generated on first run if missing. Unset: under data_dir.
+    pub key_file: Option<PathBuf>,
+    /// Extra trusted public key files (`.pub`), e.g. keys rotated out.
+    pub trusted_keys: Vec<PathBuf>,
+    pub authority: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Policy file (TOML); unset: the built-in defaults of RULES.md.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientSettings {
+    /// Intake API used by `prh submit`, `prh status` and `prh verify NUMBER`.
+    pub intake_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `pretty` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// tracing filter, e.g. `info` or `prh_workers=debug,info`; `RUST_LOG` wins.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            database: DatabaseSettings::default(),
+            registries: RegistrySettings::default(),
+            amqp: AmqpSettings::default(),
+            intake: IntakeSettings::default(),
+            workers: PoolSettings {
+                prefetch: 64,
+                concurrency: 32,
+                probe_listen: None,
+            },
+            collector: PoolSettings {
+                prefetch: 64,
+                concurrency: 8,
+                probe_listen: None,
+            },
+            signing: SigningSettings::default(),
+            policy: PolicySettings::default(),
+            client: ClientSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for AmqpSettings {
+    fn default() -> Self {
+        Self {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            prefix: "prh".into(),
+            delivery_limit: 5,
+        }
+    }
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 64 * 1024,
+            max_household: 10,
+            prefetch: 32,
+            concurrency: 8,
+            relay_batch: 256,
+            relay_poll_ms: 500,
+        }
+    }
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            prefetch: 64,
+            concurrency: 32,
+            probe_listen: None,
+        }
+    }
+}
+
+impl Default for SigningSettings {
+    fn default() -> Self {
+        Self {
+            key_file: None,
+            trusted_keys: Vec::new(),
+            authority: "威海市住房和城乡建设局".into(),
+        }
+    }
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            intake_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("configuration is invalid: {0}")]
+    Invalid(#[from] config::ConfigError),
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (or `./prh.toml` when present), then `PRH__…` variables.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut builder =
+            config::Config::builder().add_source(config::Config::try_from(&Settings::default())?);
+        match file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.into())),
+            Some(path) => {
+                builder =
+                    builder.add_source(config::File::from(path).format(config::FileFormat::Toml))
+            }
+            None => {
+                builder = builder.add_source(
+                    config::File::new("prh.toml", config::FileFormat::Toml).required(false),
+                )
+            }
+        }
+        let settings = builder
+            .add_source(
+                config::Environment::with_prefix("PRH")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("signing.trusted_keys"),
+            )
+            .build()?
+            .try_deserialize()?;
+        Ok(settings)
+    }
+
+    /// The pipeline database, defaulting to `<data_dir>/prh.db`.
+    pub fn pipeline_db(&self) -> ResolvedDb {
+        self.resolve(&self.database, "prh.db")
+    }
+
+    /// A department's registry, defaulting to `<data_dir>/registry/<department>.db`.
+    pub fn registry_db(&self, department: Department) -> ResolvedDb {
+        self.resolve(
+            self.registries.get(department),
+            &format!("registry/{department}.db"),
+        )
+    }
+
+    fn resolve(&self, db: &DatabaseSettings, default_file: &str) -> ResolvedDb {
+        let url = db.url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join(default_file).display()
+            )
+        });
+        ResolvedDb {
+            url,
+            schema: db.schema.clone(),
+            max_connections: db.max_connections,
+        }
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.signing
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys/signing.key"))
+    }
+}
+
+/// A database with every default filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedDb {
+    pub url: String,
+    pub schema: Option<String>,
+    pub max_connections: Option<u32>,
+}
+
+impl ResolvedDb {
+    pub fn is_sqlite(&self) -> bool {
+        self.url.starts_with("sqlite:")
+    }
+
+    /// The URL without credentials, for logs and errors.
+    pub fn redacted(&self) -> String {
+        match (self.url.find("://"), self.url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://***{}", &self.url[..scheme], &self.url[at..])
+            }
+            _ => self.url.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_file_then_environment() {
+        let dir = std::env::temp_dir().join(format!("prh-config-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("prh.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/srv/prh\"\n[amqp]\nprefix = \"weihai\"\n[workers]\nprefetch = 5\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&file)).unwrap();
+        assert_eq!(s.amqp.prefix, "weihai");
+        assert_eq!(s.workers.prefetch, 5);
+        assert_eq!(s.workers.concurrency, 32);
+        assert_eq!(s.pipeline_db().url, "sqlite:///srv/prh/prh.db?mode=rwc");
+        assert_eq!(
+            s.registry_db(Department::Housing).url,
+            "sqlite:///srv/prh/registry/housing.db?mode=rwc"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors() {
+        assert!(matches!(
+            Settings::load(Some(Path::new("/nonexistent/prh.toml"))),
+            Err(ConfigError::MissingFile(_))
+        ));
+        let dir = std::env::temp_dir().join(format!("prh-config-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("prh.toml");
+        std::fs::write(&file, "[amqp]\nprefixx = \"typo\"\n").unwrap();
+        let err = Settings::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("prefixx"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        let db = ResolvedDb {
+            url: "postgres://u:secret@h/db".into(),
+            schema: None,
+            max_connections: None,
+        };
+        assert_eq!(db.redacted(), "postgres://***@h/db");
+    }
+}

@@ -1,0 +1,28 @@
+//! prh-common: what every PRH component shares — the domain types, the message contract,
+//! the bus, storage, configuration and telemetry.
+
+pub mod application;
+pub mod bus;
+pub mod certificate;
+pub mod config;
+pub mod contract;
+pub mod criteria;
+pub mod dates;
+pub mod department;
+pub mod id_number;
+pub mod money;
+pub mod policy;
+pub mod signing;
+pub mod store;
+pub mod telemetry;
+
+/// Days in China's civil time zone (UTC+8, no daylight saving): the application date and
+/// certificate dates are dates there.
+pub fn china_today() -> chrono::NaiveDate {
+    china_date(chrono::Utc::now())
+}
+
+pub fn china_date(at: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
+    let offset = chrono::FixedOffset::east_opt(8 * 3600).expect("valid offset");
+    at.with_timezone(&offset).date_naive()
+}

@@ -1,0 +1,215 @@
+//! The Ed25519 signing key of the issuing authority and the public keys that verify its
+//! certificates. Keys live in files as base64; a key id names each public key.
+
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read key file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write key file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("key file {path} does not hold a base64 Ed25519 key of 32 bytes")]
+    Malformed { path: PathBuf },
+}
+
+/// The authority's signing key with its key id.
+pub struct AuthorityKey {
+    key: SigningKey,
+    key_id: String,
+}
+
+impl AuthorityKey {
+    /// Loads the key at `path`, or generates one there (with `<path>.pub` beside it) on
+    /// first run.
+    pub fn load_or_generate(path: &Path) -> Result<Self, KeyError> {
+        if path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+                path: path.into(),
+                source,
+            })?;
+            let bytes: [u8; 32] = B64
+                .decode(text.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| KeyError::Malformed { path: path.into() })?;
+            return Ok(Self::from_key(SigningKey::from_bytes(&bytes)));
+        }
+        let signer = Self::from_key(SigningKey::generate(&mut rand::rng()));
+        let write = |p: &Path, text: String| {
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir).map_err(|source| KeyError::Write {
+                    path: p.into(),
+                    source,
+                })?;
+            }
+            std::fs::write(p, text + "\n").map_err(|source| KeyError::Write {
+                path: p.into(),
+                source,
+            })
+        };
+        write(path, B64.encode(signer.key.to_bytes()))?;
+        restrict_permissions(path);
+        write(
+            &public_key_path(path),
+            B64.encode(signer.key.verifying_key().to_bytes()),
+        )?;
+        Ok(signer)
+    }
+
+    pub fn from_key(key: SigningKey) -> Self {
+        let key_id = key_id_of(&key.verifying_key());
+        Self { key, key_id }
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    pub fn sign(&self, message: &[u8]) -> String {
+        B64.encode(self.key.sign(message).to_bytes())
+    }
+}
+
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+#[cfg(not(unix))]
+fn restrict_permissions(_: &Path) {}
+
+/// Where the public half of a key file is kept.
+pub fn public_key_path(key_file: &Path) -> PathBuf {
+    let mut name = key_file.as_os_str().to_owned();
+    name.push(".pub");
+    PathBuf::from(name)
+}
+
+/// The first 8 bytes of the SHA-256 of the public key, in hex.
+pub fn key_id_of(key: &VerifyingKey) -> String {
+    hex::encode(&Sha256::digest(key.as_bytes())[..8])
+}
+
+/// Public keys by key id: what a verifier trusts.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRing {
+    keys: BTreeMap<String, VerifyingKey>,
+}
+
+impl KeyRing {
+    pub fn add(&mut self, key: VerifyingKey) {
+        self.keys.insert(key_id_of(&key), key);
+    }
+
+    /// Adds a base64 public key, as served by `GET /v1/keys` or kept in a `.pub` file.
+    pub fn add_base64(&mut self, text: &str) -> Option<String> {
+        let bytes: [u8; 32] = B64.decode(text.trim()).ok()?.try_into().ok()?;
+        let key = VerifyingKey::from_bytes(&bytes).ok()?;
+        let id = key_id_of(&key);
+        self.keys.insert(id.clone(), key);
+        Some(id)
+    }
+
+    pub fn add_file(&mut self, path: &Path) -> Result<String, KeyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: path.into(),
+            source,
+        })?;
+        self.add_base64(&text)
+            .ok_or_else(|| KeyError::Malformed { path: path.into() })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn public_keys(&self) -> impl Iterator<Item = (&String, String)> {
+        self.keys
+            .iter()
+            .map(|(id, k)| (id, B64.encode(k.as_bytes())))
+    }
+
+    /// Checks a base64 signature over `message` by the key `key_id`.
+    pub fn verify(
+        &self,
+        key_id: &str,
+        message: &[u8],
+        signature_b64: &str,
+    ) -> Result<(), SignatureError> {
+        let key = self
+            .keys
+            .get(key_id)
+            .ok_or_else(|| SignatureError::UnknownKey(key_id.to_owned()))?;
+        let bytes = B64
+            .decode(signature_b64)
+            .map_err(|_| SignatureError::Malformed)?;
+        let signature = Signature::from_slice(&bytes).map_err(|_| SignatureError::Malformed)?;
+        key.verify_strict(message, &signature)
+            .map_err(|_| SignatureError::Mismatch)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("no trusted public key has id {0}")]
+    UnknownKey(String),
+    #[error("the signature is not 64 bytes of base64")]
+    Malformed,
+    #[error("the signature does not match the signed content")]
+    Mismatch,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_reload_and_verify() {
+        let dir = tempfile_dir();
+        let path = dir.join("signing.key");
+        let signer = AuthorityKey::load_or_generate(&path).unwrap();
+        let again = AuthorityKey::load_or_generate(&path).unwrap();
+        assert_eq!(signer.key_id(), again.key_id());
+
+        let mut ring = KeyRing::default();
+        assert_eq!(
+            ring.add_file(&public_key_path(&path)).unwrap(),
+            signer.key_id()
+        );
+        let sig = signer.sign(b"hello");
+        assert_eq!(ring.verify(signer.key_id(), b"hello", &sig), Ok(()));
+        assert_eq!(
+            ring.verify(signer.key_id(), b"hellp", &sig),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            ring.verify("00", b"hello", &sig),
+            Err(SignatureError::UnknownKey("00".into()))
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("prh-keys-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

@@ -1,0 +1,9 @@
+//! Storage: connecting to SQLite or PostgreSQL, the pipeline's entities, the department
+//! registries' entities, and the transactional outbox with its relay.
+
+pub mod db;
+pub mod outbox;
+pub mod pipeline;
+pub mod registry;
+
+pub use db::connect;

@@ -1,0 +1,209 @@
+//! The transactional outbox: a state change and the message announcing it are written in
+//! one transaction; the relay publishes pending rows with confirms and marks them sent only
+//! after the broker's ack. A crash between the two re-publishes, which consumers tolerate.
+
+use crate::bus::{Health, Outgoing, Publisher, Topology, connect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, sea_query::Expr,
+};
+use std::{sync::Arc, time::Duration};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub mod entity {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// Which relay publishes the row: `intake` or `collector`.
+        pub origin: String,
+        pub exchange: String,
+        pub routing_key: String,
+        pub kind: String,
+        pub message_id: Uuid,
+        pub correlation_id: Option<Uuid>,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub headers: Json,
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        pub created_at: DateTimeUtc,
+        pub sent_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Adds `msg` to the outbox inside the caller's transaction.
+pub async fn enqueue<C: ConnectionTrait>(
+    db: &C,
+    origin: &str,
+    msg: &Outgoing,
+) -> Result<(), DbErr> {
+    let body = String::from_utf8(msg.body.clone())
+        .map_err(|_| DbErr::Custom("outbox bodies are JSON text".into()))?;
+    let headers = serde_json::to_value(&msg.headers).map_err(|e| DbErr::Custom(e.to_string()))?;
+    entity::Entity::insert(entity::ActiveModel {
+        origin: Set(origin.to_owned()),
+        exchange: Set(msg.exchange.clone()),
+        routing_key: Set(msg.routing_key.clone()),
+        kind: Set(msg.kind.clone()),
+        message_id: Set(msg.message_id),
+        correlation_id: Set(msg.correlation_id),
+        headers: Set(headers),
+        body: Set(body),
+        created_at: Set(chrono::Utc::now()),
+        sent_at: Set(None),
+        ..Default::default()
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+fn to_outgoing(row: entity::Model) -> Outgoing {
+    Outgoing {
+        exchange: row.exchange,
+        routing_key: row.routing_key,
+        kind: row.kind,
+        message_id: row.message_id,
+        correlation_id: row.correlation_id,
+        headers: serde_json::from_value(row.headers).unwrap_or_default(),
+        body: row.body.into_bytes(),
+    }
+}
+
+/// Rows not yet confirmed by the broker, for one origin.
+pub async fn backlog(db: &DatabaseConnection, origin: &str) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    entity::Entity::find()
+        .filter(entity::Column::Origin.eq(origin))
+        .filter(entity::Column::SentAt.is_null())
+        .count(db)
+        .await
+}
+
+/// Publishes one origin's outbox rows. Wake it with `notifier()` after a commit; it also
+/// polls, so rows written by other processes go out too.
+pub struct Relay {
+    pub db: DatabaseConnection,
+    pub origin: String,
+    pub amqp_url: String,
+    pub topology: Topology,
+    pub batch: u64,
+    pub poll: Duration,
+    pub notify: Arc<Notify>,
+    pub health: Health,
+}
+
+impl Relay {
+    pub fn notifier(&self) -> Arc<Notify> {
+        self.notify.clone()
+    }
+
+    /// Runs until `shutdown`, then publishes what is pending one last time and returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let name = format!("{}-relay", self.origin);
+        self.health.register(&name);
+        loop {
+            let Some(conn) = connect(&self.amqp_url, &name, &shutdown).await else {
+                break;
+            };
+            let ready = async {
+                let ch = conn.create_channel().await?;
+                self.topology.declare(&ch).await?;
+                Publisher::open(&conn, &name, &self.amqp_url).await
+            };
+            let publisher = match ready.await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(relay = %name, error = %e, "relay could not open a channel; reconnecting");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            self.health.set(&name, true);
+            let stopped = self.pump(&publisher, &shutdown).await;
+            self.health.set(&name, false);
+            let _ = conn.close(200, "bye".into()).await;
+            if stopped {
+                break;
+            }
+        }
+    }
+
+    /// Publishes until shutdown (returns true) or a broker failure (returns false).
+    async fn pump(&self, publisher: &Publisher, shutdown: &CancellationToken) -> bool {
+        loop {
+            match self.drain_once(publisher).await {
+                Ok(n) if n as u64 == self.batch => continue,
+                Ok(_) => {}
+                Err(RelayError::Broker(e)) => {
+                    tracing::warn!(relay = %self.origin, error = %e, "publishing failed; reconnecting");
+                    return false;
+                }
+                Err(RelayError::Db(e)) => {
+                    tracing::warn!(relay = %self.origin, error = %e, "outbox read failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+            if shutdown.is_cancelled() {
+                // Flush what committed before the shutdown began, then stop.
+                let _ = self.drain_once(publisher).await;
+                return true;
+            }
+            tokio::select! {
+                _ = self.notify.notified() => {}
+                _ = tokio::time::sleep(self.poll) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    /// Publishes up to one batch; returns how many rows it published.
+    async fn drain_once(&self, publisher: &Publisher) -> Result<usize, RelayError> {
+        let rows = entity::Entity::find()
+            .filter(entity::Column::Origin.eq(self.origin.as_str()))
+            .filter(entity::Column::SentAt.is_null())
+            .order_by_asc(entity::Column::Id)
+            .limit(self.batch)
+            .all(&self.db)
+            .await
+            .map_err(RelayError::Db)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let msgs: Vec<Outgoing> = rows.into_iter().map(to_outgoing).collect();
+        let results = publisher.publish_all(&msgs).await;
+        let sent: Vec<i64> = ids
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(id, _)| *id)
+            .collect();
+        if !sent.is_empty() {
+            entity::Entity::update_many()
+                .col_expr(entity::Column::SentAt, Expr::value(chrono::Utc::now()))
+                .filter(entity::Column::Id.is_in(sent.clone()))
+                .exec(&self.db)
+                .await
+                .map_err(RelayError::Db)?;
+        }
+        if let Some(err) = results.into_iter().find_map(Result::err) {
+            return Err(RelayError::Broker(err.to_string()));
+        }
+        Ok(sent.len())
+    }
+}
+
+enum RelayError {
+    Broker(String),
+    Db(DbErr),
+}
