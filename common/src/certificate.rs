@@ -65,6 +65,14 @@ pub struct SignedCertificate {
     pub signature: SignatureBlock,
 }
 
+/// Who issues a certificate, with which key, on which day.
+#[derive(Debug, Clone, Copy)]
+pub struct Issuer<'a> {
+    pub authority: &'a str,
+    pub key_id: &'a str,
+    pub issued_on: NaiveDate,
+}
+
 /// The deterministic certificate number of an application reference:
 /// `GZF-2026-000123` → `WHZG-2026-000123` (威海 资格).
 pub fn number_for(reference: &str) -> String {
@@ -79,10 +87,13 @@ impl Certificate {
         application: &Application,
         decision: &Decision,
         policy: &Policy,
-        issued_on: NaiveDate,
-        authority: &str,
-        key_id: &str,
+        issuer: &Issuer<'_>,
     ) -> Option<Self> {
+        let Issuer {
+            authority,
+            key_id,
+            issued_on,
+        } = *issuer;
         let award = decision.award.as_ref()?;
         let certified = |p: &crate::application::Person| CertifiedPerson {
             name: p.name.clone(),

@@ -119,6 +119,30 @@ impl IdNumber {
     }
 }
 
+/// Masks anything in `text` that looks like an ID number (17 digits and a digit or X), so
+/// error messages built from untrusted input never carry a full number.
+pub fn redact(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let window = chars.get(i..i + 18);
+        let looks_like_id = window.is_some_and(|w| {
+            w[..17].iter().all(char::is_ascii_digit)
+                && (w[17].is_ascii_digit() || w[17] == 'X' || w[17] == 'x')
+        });
+        if looks_like_id {
+            let w: String = chars[i..i + 18].iter().collect();
+            out.push_str(&format!("{}**********{}", &w[..4], &w[14..]));
+            i += 18;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 fn birth_date_of(yyyymmdd: &str) -> Option<NaiveDate> {
     let y = yyyymmdd[..4].parse().ok()?;
     let m = yyyymmdd[4..6].parse().ok()?;
@@ -219,6 +243,15 @@ mod tests {
         let id = IdNumber::from_body("37100220080615123").unwrap();
         assert_eq!(id.age_on(d(2026, 6, 14)), 17);
         assert_eq!(id.age_on(d(2026, 6, 15)), 18);
+    }
+
+    #[test]
+    fn redact_masks_numbers_inside_text() {
+        assert_eq!(
+            redact("bad value 11010519491231002X here"),
+            "bad value 1101**********002X here"
+        );
+        assert_eq!(redact("short 12345"), "short 12345");
     }
 
     #[test]

@@ -1,1 +1,7 @@
+//! prh-workers: the department pools (one check module per department over the shared
+//! consumer runtime), the collector, and the synthetic registry data generator.
 
+pub mod collector;
+pub mod departments;
+pub mod pool;
+pub mod seed;

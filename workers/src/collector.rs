@@ -1,0 +1,239 @@
+//! The collector: stores each finding once, and when every department the track needs has
+//! answered, applies the policy and writes the decision, the signed certificate and the
+//! decision event — all in one transaction.
+
+use prh_common::{
+    application::Application,
+    bus::{Disposition, Handler, Incoming, Outgoing, Publisher, Topology},
+    certificate::{Certificate, Issuer},
+    contract::{DecisionEvent, Finding, headers, kinds},
+    id_number::redact,
+    policy::{self, DecisionOutcome, Policy},
+    signing::AuthorityKey,
+    store::{
+        db::is_transient,
+        outbox,
+        pipeline::{applications, certificates, decisions, findings, status},
+    },
+};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, TransactionTrait, sea_query::Expr,
+};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// Outbox origin of the collector's rows.
+pub const ORIGIN: &str = "collector";
+
+pub struct Collector {
+    pub db: DatabaseConnection,
+    pub policy: Arc<Policy>,
+    pub key: Arc<AuthorityKey>,
+    pub authority: String,
+    pub topology: Topology,
+    pub relay: Arc<Notify>,
+}
+
+enum Stored {
+    UnknownApplication,
+    Waiting,
+    AlreadyDecided,
+    Decided(DecisionOutcome),
+}
+
+impl Handler for Collector {
+    async fn handle(&self, msg: Incoming<'_>, _publisher: &Publisher) -> Disposition {
+        if let Err(reason) = msg.check_schema(false) {
+            return Disposition::Park(reason);
+        }
+        let finding: Finding = match serde_json::from_slice(msg.body) {
+            Ok(f) => f,
+            Err(e) => return Disposition::Park(redact(&format!("malformed_body: {e}"))),
+        };
+        let span = tracing::info_span!("collect", application_id = %finding.application_id, department = %finding.department);
+        let _enter = span.enter();
+        let result = self.store_committed(finding).await;
+        match result {
+            Ok(Stored::UnknownApplication) => {
+                Disposition::Park("unknown_application: no application has this id".into())
+            }
+            Ok(Stored::Decided(outcome)) => {
+                tracing::info!(outcome = outcome.as_str(), "decided");
+                self.relay.notify_one();
+                Disposition::Ack
+            }
+            Ok(Stored::Waiting | Stored::AlreadyDecided) => Disposition::Ack,
+            Err(e) => {
+                let text = redact(&e.to_string());
+                if is_transient(&e) {
+                    Disposition::Retry(format!("database: {text}"))
+                } else {
+                    Disposition::Park(format!("collector_error: {text}"))
+                }
+            }
+        }
+    }
+}
+
+impl Collector {
+    async fn store_committed(&self, finding: Finding) -> Result<Stored, DbErr> {
+        let txn = self.db.begin().await?;
+        let stored = self.store(&txn, finding).await?;
+        txn.commit().await?;
+        Ok(stored)
+    }
+
+    async fn store(&self, txn: &DatabaseTransaction, finding: Finding) -> Result<Stored, DbErr> {
+        let now = chrono::Utc::now();
+        // Touch the application first: this takes its row lock on PostgreSQL and the write
+        // lock on SQLite, so findings of one application are stored one at a time and the
+        // last one always sees the others.
+        let touched = applications::Entity::update_many()
+            .col_expr(applications::Column::UpdatedAt, Expr::value(now))
+            .filter(applications::Column::Id.eq(finding.application_id))
+            .exec(txn)
+            .await?;
+        if touched.rows_affected == 0 {
+            return Ok(Stored::UnknownApplication);
+        }
+        let payload = serde_json::to_value(&finding).map_err(|e| DbErr::Custom(e.to_string()))?;
+        findings::Entity::insert(findings::ActiveModel {
+            application_id: Set(finding.application_id),
+            department: Set(finding.department.to_string()),
+            payload: Set(payload),
+            received_at: Set(now),
+            ..Default::default()
+        })
+        .on_conflict_do_nothing_on([
+            findings::Column::ApplicationId,
+            findings::Column::Department,
+        ])
+        .exec_without_returning(txn)
+        .await?;
+
+        if decisions::Entity::find_by_id(finding.application_id)
+            .one(txn)
+            .await?
+            .is_some()
+        {
+            return Ok(Stored::AlreadyDecided);
+        }
+        let app_row = applications::Entity::find()
+            .filter(applications::Column::Id.eq(finding.application_id))
+            .one(txn)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("application".into()))?;
+        let application: Application = serde_json::from_value(app_row.payload.clone())
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        let stored: Vec<Finding> = findings::Entity::find()
+            .filter(findings::Column::ApplicationId.eq(finding.application_id))
+            .all(txn)
+            .await?
+            .into_iter()
+            .filter_map(|row| serde_json::from_value(row.payload).ok())
+            .collect();
+        let complete = application
+            .track
+            .departments()
+            .iter()
+            .all(|d| stored.iter().any(|f| f.department == *d));
+        if !complete {
+            return Ok(Stored::Waiting);
+        }
+        self.decide(txn, &app_row, &application, &stored, now)
+            .await
+            .map(Stored::Decided)
+    }
+
+    async fn decide(
+        &self,
+        txn: &DatabaseTransaction,
+        app_row: &applications::Model,
+        application: &Application,
+        findings: &[Finding],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<DecisionOutcome, DbErr> {
+        let decision = policy::decide(&self.policy, application, findings);
+        let reference = app_row.reference.clone().unwrap_or_default();
+        decisions::Entity::insert(decisions::ActiveModel {
+            application_id: Set(app_row.id),
+            outcome: Set(decision.outcome.as_str().into()),
+            policy_version: Set(decision.policy_version.clone()),
+            payload: Set(serde_json::to_value(&decision).map_err(|e| DbErr::Custom(e.to_string()))?),
+            decided_at: Set(now),
+        })
+        .exec_without_returning(txn)
+        .await?;
+
+        let issued_on = prh_common::china_date(now);
+        let certificate = Certificate::for_decision(
+            app_row.id,
+            &reference,
+            application,
+            &decision,
+            &self.policy,
+            &Issuer {
+                authority: &self.authority,
+                key_id: self.key.key_id(),
+                issued_on,
+            },
+        );
+        let certificate_number = certificate.as_ref().map(|c| c.number.clone());
+        if let Some(cert) = certificate {
+            let signed = cert.sign(&self.key);
+            let document = String::from_utf8(signed.to_file_bytes())
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+            certificates::Entity::insert(certificates::ActiveModel {
+                number: Set(signed.certificate.number.clone()),
+                application_id: Set(app_row.id),
+                document: Set(document),
+                key_id: Set(signed.signature.key_id.clone()),
+                issued_on: Set(signed.certificate.issued_on),
+                valid_until: Set(signed.certificate.valid_until),
+                status: Set("valid".into()),
+            })
+            .exec_without_returning(txn)
+            .await?;
+        }
+
+        let status_value = match decision.outcome {
+            DecisionOutcome::Qualified => status::QUALIFIED,
+            DecisionOutcome::Rejected => status::REJECTED,
+            DecisionOutcome::Referred => status::REFERRED,
+        };
+        applications::Entity::update_many()
+            .col_expr(applications::Column::Status, Expr::value(status_value))
+            .col_expr(applications::Column::DecidedAt, Expr::value(now))
+            .col_expr(
+                applications::Column::PolicyVersion,
+                Expr::value(decision.policy_version.clone()),
+            )
+            .filter(applications::Column::Id.eq(app_row.id))
+            .exec(txn)
+            .await?;
+
+        let event = DecisionEvent {
+            application_id: app_row.id,
+            reference,
+            outcome: decision.outcome,
+            policy_version: decision.policy_version.clone(),
+            decided_at: now,
+            reasons: decision.reasons(),
+            certificate_number,
+        };
+        let body = serde_json::to_vec(&event).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let msg = Outgoing {
+            exchange: self.topology.decisions_exchange(),
+            routing_key: format!("decision.{}", decision.outcome.as_str()),
+            kind: kinds::DECISION_MADE.into(),
+            message_id: Uuid::now_v7(),
+            correlation_id: Some(app_row.id),
+            headers: vec![(headers::POLICY.into(), decision.policy_version.clone())],
+            body,
+        };
+        outbox::enqueue(txn, ORIGIN, &msg).await?;
+        Ok(decision.outcome)
+    }
+}

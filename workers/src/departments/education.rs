@@ -1,0 +1,114 @@
+//! 教育: a recent college degree (ED-GRADUATE).
+
+use super::{Answer, Context, combine};
+use prh_common::{
+    contract::NamedApplicant,
+    criteria::{CriterionCode as C, CriterionResult, ReasonCode as R},
+    dates::years_before,
+    store::registry::{ed_degrees, ed_persons},
+};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+
+/// Degree levels from lowest to highest; college (大专) and above count.
+const LEVELS: [&str; 5] = ["vocational", "college", "bachelor", "master", "doctor"];
+
+pub async fn check(
+    db: &DatabaseConnection,
+    ctx: &Context<'_>,
+    applicant: &NamedApplicant,
+) -> Result<Answer, DbErr> {
+    let id = applicant.id_number.expose();
+    if ed_persons::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await?
+        .is_none()
+    {
+        let who = applicant.id_number.masked();
+        let result = combine(C::EdGraduate, vec![], &[who], String::new(), String::new());
+        return Ok(Answer {
+            criteria: vec![result],
+            facts: Default::default(),
+        });
+    }
+    let degrees = ed_degrees::Entity::find()
+        .filter(ed_degrees::Column::IdNumber.eq(id))
+        .all(db)
+        .await?;
+    Ok(Answer {
+        criteria: vec![evaluate(ctx, &degrees)],
+        facts: Default::default(),
+    })
+}
+
+fn rank(level: &str) -> usize {
+    LEVELS.iter().position(|l| *l == level).unwrap_or(0)
+}
+
+fn evaluate(ctx: &Context<'_>, degrees: &[ed_degrees::Model]) -> CriterionResult {
+    let since = years_before(ctx.date, ctx.policy.graduate_within_years);
+    let threshold = format!("大专 or above, graduated after {since}");
+    let highest = degrees
+        .iter()
+        .max_by_key(|d| (rank(&d.level), d.graduated_on));
+    match highest {
+        Some(d) if rank(&d.level) >= 1 && d.graduated_on > since && d.graduated_on <= ctx.date => {
+            CriterionResult::pass(
+                C::EdGraduate,
+                format!("{} graduated {}", d.level, d.graduated_on),
+                threshold,
+            )
+        }
+        Some(d) => CriterionResult::fail(
+            C::EdGraduate,
+            vec![R::NotRecentGraduate],
+            format!("{} graduated {}", d.level, d.graduated_on),
+            threshold,
+        ),
+        None => CriterionResult::fail(
+            C::EdGraduate,
+            vec![R::NotRecentGraduate],
+            "no degree",
+            threshold,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use prh_common::{criteria::Outcome, policy::Policy};
+
+    #[test]
+    fn graduates_by_table() {
+        let policy = Policy::default();
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        let ctx = Context {
+            policy: &policy,
+            date: d(2026, 11, 26),
+        };
+        let degree = |level: &str, on| ed_degrees::Model {
+            id: 0,
+            id_number: "x".into(),
+            level: level.into(),
+            graduated_on: on,
+        };
+        let cases = vec![
+            (vec![degree("college", d(2021, 11, 27))], Outcome::Pass),
+            (vec![degree("college", d(2021, 11, 26))], Outcome::Fail),
+            (vec![degree("vocational", d(2025, 7, 1))], Outcome::Fail),
+            (
+                vec![
+                    degree("bachelor", d(2015, 7, 1)),
+                    degree("master", d(2024, 7, 1)),
+                ],
+                Outcome::Pass,
+            ),
+            (vec![degree("master", d(2026, 11, 27))], Outcome::Fail),
+            (vec![], Outcome::Fail),
+        ];
+        for (degrees, expected) in cases {
+            assert_eq!(evaluate(&ctx, &degrees).outcome, expected, "{degrees:?}");
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! 自然资源和规划: homes held now or transferred within the look-back, and
+//! non-residential property (NR-AREA, NR-NONE, NR-NONRESIDENTIAL).
+
+use super::{Answer, Context, combine};
+use prh_common::{
+    contract::Facts,
+    criteria::{CriterionCode as C, CriterionResult, ReasonCode as R},
+    dates::years_before,
+    id_number::IdNumber,
+    money::CentiSqm,
+    store::registry::{nr_persons, nr_properties},
+};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+
+pub async fn check(
+    db: &DatabaseConnection,
+    ctx: &Context<'_>,
+    ids: &[IdNumber],
+) -> Result<Answer, DbErr> {
+    let raw: Vec<&str> = ids.iter().map(IdNumber::expose).collect();
+    let known: Vec<String> = nr_persons::Entity::find()
+        .filter(nr_persons::Column::IdNumber.is_in(raw.clone()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| r.id_number)
+        .collect();
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|i| !known.iter().any(|k| k == i.expose()))
+        .map(IdNumber::masked)
+        .collect();
+    let properties = nr_properties::Entity::find()
+        .filter(nr_properties::Column::IdNumber.is_in(raw))
+        .all(db)
+        .await?;
+    Ok(evaluate(ctx, ids.len(), &missing, &properties))
+}
+
+fn evaluate(
+    ctx: &Context<'_>,
+    size: usize,
+    missing: &[String],
+    properties: &[nr_properties::Model],
+) -> Answer {
+    let p = ctx.policy;
+    let since = years_before(ctx.date, p.look_back_years);
+    let residential = |x: &&nr_properties::Model| x.usage == "residential";
+    let held = |x: &&nr_properties::Model| x.transferred_on.is_none();
+    let added_back = |x: &&nr_properties::Model| {
+        matches!(
+            x.transfer_cause.as_deref(),
+            Some("sale" | "gift" | "divorce")
+        ) && x.transferred_on.is_some_and(|d| d > since)
+    };
+    let counted: Vec<&nr_properties::Model> = properties
+        .iter()
+        .filter(residential)
+        .filter(|x| held(x) || added_back(x))
+        .collect();
+    let counted_area: CentiSqm = counted.iter().map(|x| CentiSqm(x.area_centi_sqm)).sum();
+    let owned_now: CentiSqm = properties
+        .iter()
+        .filter(residential)
+        .filter(held)
+        .map(|x| CentiSqm(x.area_centi_sqm))
+        .sum();
+
+    let area_threshold = format!(
+        "at most {} per person, homes transferred since {since} included",
+        p.area_limit_per_person
+    );
+    let area_observed = format!("{counted_area} for {size} person(s)");
+    let area_failures = if counted_area.0 > p.area_limit_per_person.0 * size as i64 {
+        vec![(R::HousingAreaExceeds, area_observed.clone())]
+    } else {
+        vec![]
+    };
+    let area = combine(
+        C::NrArea,
+        area_failures,
+        missing,
+        area_observed,
+        area_threshold,
+    );
+
+    let none_threshold = format!("no home owned, or transferred since {since}");
+    let none_observed = format!("{} home(s) counted", counted.len());
+    let none_failures = if counted.is_empty() {
+        vec![]
+    } else {
+        vec![(R::OwnsHousing, none_observed.clone())]
+    };
+    let none = combine(
+        C::NrNone,
+        none_failures,
+        missing,
+        none_observed,
+        none_threshold,
+    );
+
+    let shops = properties
+        .iter()
+        .filter(|x| x.usage != "residential" && x.transferred_on.is_none())
+        .count();
+    let non_residential = if shops > 0 {
+        CriterionResult::refer(
+            C::NrNonResidential,
+            R::NonResidentialProperty,
+            format!("{shops} non-residential property(ies) held"),
+            "non-residential property is reviewed by a person",
+        )
+    } else {
+        combine(
+            C::NrNonResidential,
+            vec![],
+            missing,
+            "no non-residential property".into(),
+            "no non-residential property".into(),
+        )
+    };
+
+    let facts = Facts {
+        owned_residential_area: Some(owned_now),
+        ..Default::default()
+    };
+    Answer {
+        criteria: vec![area, none, non_residential],
+        facts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use prh_common::{criteria::Outcome, policy::Policy};
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    fn home(m2: i64, usage: &str, transferred: Option<(NaiveDate, &str)>) -> nr_properties::Model {
+        nr_properties::Model {
+            id: 0,
+            id_number: "x".into(),
+            usage: usage.into(),
+            area_centi_sqm: m2 * 100,
+            acquired_on: d(2010, 1, 1),
+            transferred_on: transferred.map(|t| t.0),
+            transfer_cause: transferred.map(|t| t.1.to_owned()),
+        }
+    }
+
+    #[test]
+    fn look_back_and_area_by_table() {
+        let policy = Policy::default();
+        let ctx = Context {
+            policy: &policy,
+            date: d(2026, 11, 26),
+        };
+        // (household size, properties, expected AREA, NONE, NONRESIDENTIAL)
+        let cases = vec![
+            (2, vec![], Outcome::Pass, Outcome::Pass, Outcome::Pass),
+            (
+                2,
+                vec![home(30, "residential", None)],
+                Outcome::Pass,
+                Outcome::Fail,
+                Outcome::Pass,
+            ),
+            (
+                2,
+                vec![home(31, "residential", None)],
+                Outcome::Fail,
+                Outcome::Fail,
+                Outcome::Pass,
+            ),
+            (
+                2,
+                vec![home(31, "residential", Some((d(2021, 11, 27), "sale")))],
+                Outcome::Fail,
+                Outcome::Fail,
+                Outcome::Pass,
+            ),
+            (
+                2,
+                vec![home(31, "residential", Some((d(2021, 11, 26), "sale")))],
+                Outcome::Pass,
+                Outcome::Pass,
+                Outcome::Pass,
+            ),
+            (
+                2,
+                vec![home(31, "residential", Some((d(2024, 1, 1), "other")))],
+                Outcome::Pass,
+                Outcome::Pass,
+                Outcome::Pass,
+            ),
+            (
+                1,
+                vec![home(200, "non_residential", None)],
+                Outcome::Pass,
+                Outcome::Pass,
+                Outcome::Refer,
+            ),
+        ];
+        for (size, props, area, none, shop) in cases {
+            let got = evaluate(&ctx, size, &[], &props);
+            let outcomes: Vec<Outcome> = got.criteria.iter().map(|c| c.outcome).collect();
+            assert_eq!(outcomes, vec![area, none, shop], "{props:?}");
+        }
+    }
+}

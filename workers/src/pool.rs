@@ -1,0 +1,74 @@
+//! A department pool's handler: parse the check request, run the department's check
+//! against its own registry, publish the finding with a confirm, then ack.
+
+use crate::departments;
+use prh_common::{
+    bus::{Disposition, Handler, Incoming, Outgoing, Publisher, Topology},
+    contract::{CheckRequest, Finding, headers, kinds},
+    department::Department,
+    id_number::redact,
+    policy::Policy,
+};
+use sea_orm::DatabaseConnection;
+use std::sync::Arc;
+use uuid::Uuid;
+
+pub struct CheckHandler {
+    pub department: Department,
+    pub registry: DatabaseConnection,
+    pub policy: Arc<Policy>,
+    pub topology: Topology,
+}
+
+impl Handler for CheckHandler {
+    async fn handle(&self, msg: Incoming<'_>, publisher: &Publisher) -> Disposition {
+        if let Err(reason) = msg.check_schema(false) {
+            return Disposition::Park(reason);
+        }
+        let request: CheckRequest = match serde_json::from_slice(msg.body) {
+            Ok(r) => r,
+            Err(e) => return Disposition::Park(redact(&format!("malformed_body: {e}"))),
+        };
+        if request.subject.department() != self.department {
+            return Disposition::Park(format!(
+                "wrong_department: a {} request reached the {} pool",
+                request.subject.department(),
+                self.department
+            ));
+        }
+        let span = tracing::info_span!("check", application_id = %request.application_id, department = %self.department);
+        let _enter = span.enter();
+        let answer = match departments::check(&self.registry, &request, &self.policy).await {
+            Ok(a) => a,
+            Err(e) => return Disposition::Retry(format!("registry: {}", redact(&e.to_string()))),
+        };
+        let finding = Finding {
+            application_id: request.application_id,
+            department: self.department,
+            policy_version: self.policy.version.clone(),
+            checked_at: chrono::Utc::now(),
+            criteria: answer.criteria,
+            facts: answer.facts,
+        };
+        let body = match serde_json::to_vec(&finding) {
+            Ok(b) => b,
+            Err(e) => return Disposition::Retry(format!("serialize finding: {e}")),
+        };
+        let out = Outgoing {
+            exchange: self.topology.findings_exchange(),
+            routing_key: Topology::finding_routing_key(self.department),
+            kind: kinds::FINDING_REPORTED.into(),
+            message_id: Uuid::now_v7(),
+            correlation_id: Some(request.application_id),
+            headers: vec![
+                (headers::DEPARTMENT.into(), self.department.to_string()),
+                (headers::POLICY.into(), self.policy.version.clone()),
+            ],
+            body,
+        };
+        match publisher.publish(&out).await {
+            Ok(()) => Disposition::Ack,
+            Err(e) => Disposition::Retry(format!("publish finding: {e}")),
+        }
+    }
+}
