@@ -1,1 +1,142 @@
-fn main() {}
+//! `prh`: the command line of PRH. Each subcommand starts one component or does one
+//! operator task; the logic lives in the library crates.
+
+mod client;
+mod demo;
+mod run;
+
+use clap::{Parser, Subcommand};
+use prh_common::{config::Settings, department::Department};
+use std::{path::PathBuf, process::ExitCode};
+
+#[derive(Parser)]
+#[command(
+    name = "prh",
+    version,
+    about = "PRH — public rental housing (公租房) review: one form, one submission, a decision in time."
+)]
+struct Cli {
+    /// Configuration file (TOML). Default: ./prh.toml when present. Environment variables
+    /// PRH__SECTION__KEY override both.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the intake HTTP API and consume the AMQP intake queue; relay check requests.
+    Intake {
+        /// Address to listen on (default: intake.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Run one department's worker pool.
+    Worker {
+        /// public_security, civil_affairs, human_resources, natural_resources, housing or education.
+        #[arg(long)]
+        department: Department,
+    },
+    /// Gather findings, decide, sign certificates and announce decisions.
+    Collector,
+    /// Create or update the pipeline schema and every department registry schema.
+    Migrate,
+    /// Fill the department registries with synthetic households and write sample
+    /// applications (JSON Lines) whose expected outcomes are known.
+    Seed {
+        /// How many persons to create (households are made until this many exist).
+        #[arg(long, default_value_t = 1000)]
+        citizens: usize,
+        /// Random seed; the same seed gives the same data.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where to write the sample applications.
+        #[arg(long, default_value = "sample-applications.jsonl")]
+        out: PathBuf,
+    },
+    /// Submit an application form (JSON) to the intake API.
+    Submit {
+        file: PathBuf,
+        /// Idempotency key; default: derived from the file's content, so resubmitting the
+        /// same file is harmless.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Show an application's progress per department and its decision with reasons.
+    Status {
+        /// Application id or reference (GZF-…).
+        id: String,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a certificate file offline, or a certificate number online. Exit status 0
+    /// only for a genuine, valid certificate.
+    Verify {
+        /// A certificate file, or a certificate number (WHZG-…).
+        target: String,
+        /// Trust this public key file (base64) instead of the configured keys.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Run the whole pipeline locally on SQLite: migrate, seed, start every component in
+    /// one process, push sample applications through and print a summary.
+    Demo {
+        #[arg(long, default_value_t = 200)]
+        applications: usize,
+        /// Working folder (wiped at start).
+        #[arg(long, default_value = "prh-demo")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("prh: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("prh: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Intake { listen } => run::intake(settings, listen).await,
+            Command::Worker { department } => run::worker(settings, department).await,
+            Command::Collector => run::collector(settings).await,
+            Command::Migrate => run::migrate(&settings).await,
+            Command::Seed {
+                citizens,
+                seed,
+                out,
+            } => run::seed(&settings, citizens, seed, &out).await,
+            Command::Submit {
+                file,
+                idempotency_key,
+            } => client::submit(&settings, &file, idempotency_key).await,
+            Command::Status { id, json } => client::status(&settings, &id, json).await,
+            Command::Verify { target, key } => {
+                client::verify(&settings, &target, key.as_deref()).await
+            }
+            Command::Demo { applications, dir } => demo::run(settings, applications, &dir).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("prh: {}", prh_common::id_number::redact(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}

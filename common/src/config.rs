@@ -301,6 +301,24 @@ impl Settings {
         }
     }
 
+    /// The public keys certificates are verified with: the authority key's `.pub` file
+    /// (when it exists yet) and every configured trusted key.
+    pub fn trusted_keys(&self) -> Result<crate::signing::KeyRing, crate::signing::KeyError> {
+        let mut ring = crate::signing::KeyRing::default();
+        let own = crate::signing::public_key_path(&self.key_file());
+        if own.exists() {
+            ring.add_file(&own)?;
+        }
+        for path in &self.signing.trusted_keys {
+            ring.add_file(path)?;
+        }
+        Ok(ring)
+    }
+
+    pub fn topology(&self) -> crate::bus::Topology {
+        crate::bus::Topology::new(&self.amqp.prefix, self.amqp.delivery_limit)
+    }
+
     pub fn key_file(&self) -> PathBuf {
         self.signing
             .key_file

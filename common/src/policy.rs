@@ -114,6 +114,19 @@ pub enum PolicyError {
 }
 
 impl Policy {
+    /// The policy in `file`, or the built-in defaults when no file is configured.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, PolicyError> {
+        match file {
+            None => Ok(Policy::default()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    PolicyError::Invalid(format!("cannot read {}: {e}", path.display()))
+                })?;
+                Policy::from_toml(&text)
+            }
+        }
+    }
+
     pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
         let policy: Policy = toml::from_str(text)?;
         policy.check()?;

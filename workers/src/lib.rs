@@ -5,3 +5,4 @@ pub mod collector;
 pub mod departments;
 pub mod pool;
 pub mod seed;
+pub mod service;

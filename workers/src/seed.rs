@@ -141,6 +141,14 @@ impl Generator {
         (self.records, self.applications)
     }
 
+    /// Generates exactly `n` households, one application each.
+    pub fn households(mut self, n: usize) -> (Records, Vec<SampleApplication>) {
+        for _ in 0..n {
+            self.household();
+        }
+        (self.records, self.applications)
+    }
+
     fn date_years_ago(&mut self, min: u32, max: u32) -> NaiveDate {
         let days = self
             .rng
@@ -570,6 +578,19 @@ fn home(
         transferred_on: None,
         transfer_cause: None,
     }
+}
+
+/// Opens, migrates and returns every department's registry.
+pub async fn open_registries(
+    settings: &prh_common::config::Settings,
+) -> Result<BTreeMap<Department, DatabaseConnection>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut out = BTreeMap::new();
+    for d in Department::ALL {
+        let db = prh_common::store::connect(&settings.registry_db(d)).await?;
+        prh_migrations::migrate_registry(d, &db).await?;
+        out.insert(d, db);
+    }
+    Ok(out)
 }
 
 /// Writes generated records into each department's own registry, in chunks.

@@ -1,0 +1,171 @@
+//! Accepting an application, whatever the channel: idempotency, validation, and one
+//! transaction that writes the application and one outbox row per department it needs.
+
+use crate::validate::{self, FieldError, Limits};
+use prh_common::{
+    application::{ApplicationForm, Channel},
+    bus::{Outgoing, Topology},
+    contract::{CheckRequest, headers, kinds},
+    dates::add_working_days,
+    policy::Policy,
+    store::{
+        db::is_transient,
+        outbox,
+        pipeline::{applications, status},
+    },
+};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr,
+    TransactionTrait, sea_query::Expr,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Outbox origin of intake's rows.
+pub const ORIGIN: &str = "intake";
+
+/// What the submitter gets back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Receipt {
+    pub application_id: Uuid,
+    /// Human reference, e.g. `GZF-2026-000123`.
+    pub reference: String,
+    pub status: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the application is invalid")]
+    Invalid(Vec<FieldError>),
+    #[error("this Idempotency-Key was already used for a different application")]
+    KeyReused,
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+impl SubmitError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SubmitError::Db(e) if is_transient(e))
+    }
+}
+
+pub struct Intake {
+    pub db: DatabaseConnection,
+    pub topology: Topology,
+    pub policy: Arc<Policy>,
+    pub limits: Limits,
+    pub relay: Arc<Notify>,
+}
+
+impl Intake {
+    /// Accepts `form`. A repeat with the same idempotency key and the same form returns
+    /// the first receipt; nothing is written twice.
+    pub async fn submit(
+        &self,
+        form: &ApplicationForm,
+        idempotency_key: Option<&str>,
+        channel: Channel,
+    ) -> Result<Receipt, SubmitError> {
+        let hash = hex::encode(Sha256::digest(serde_json::to_vec(form).unwrap_or_default()));
+        if let Some(key) = idempotency_key {
+            if let Some(receipt) = self.replay(key, &hash).await? {
+                return Ok(receipt);
+            }
+        }
+        let now = chrono::Utc::now();
+        let today = prh_common::china_date(now);
+        let application =
+            validate::parse(form, today, self.limits).map_err(SubmitError::Invalid)?;
+        let id = Uuid::now_v7();
+        let payload =
+            serde_json::to_value(&application).map_err(|e| DbErr::Custom(e.to_string()))?;
+
+        let txn = self.db.begin().await?;
+        let inserted = applications::Entity::insert(applications::ActiveModel {
+            id: Set(id),
+            reference: Set(None),
+            idempotency_key: Set(idempotency_key.map(str::to_owned)),
+            request_hash: Set(hash.clone()),
+            channel: Set(channel.as_str().into()),
+            track: Set(application.track.as_str().into()),
+            payload: Set(payload),
+            status: Set(status::CHECKING.into()),
+            policy_version: Set(None),
+            submitted_at: Set(now),
+            deadline: Set(add_working_days(today, self.policy.decision_working_days)),
+            decided_at: Set(None),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .exec(&txn)
+        .await;
+        let seq = match inserted {
+            Ok(r) => r.last_insert_id,
+            Err(e)
+                if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+                    && idempotency_key.is_some() =>
+            {
+                // Another request with the same key won the race: answer as it did.
+                drop(txn);
+                let key = idempotency_key.unwrap_or_default();
+                return self.replay(key, &hash).await?.ok_or(SubmitError::KeyReused);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let reference = format!("GZF-{}-{seq:06}", today.format("%Y"));
+        applications::Entity::update_many()
+            .col_expr(
+                applications::Column::Reference,
+                Expr::value(reference.clone()),
+            )
+            .filter(applications::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+        for &department in application.track.departments() {
+            let request = CheckRequest::project(id, &application, department);
+            let msg = Outgoing {
+                exchange: self.topology.checks_exchange(),
+                routing_key: department.as_str().into(),
+                kind: kinds::CHECK_REQUESTED.into(),
+                message_id: Uuid::now_v7(),
+                correlation_id: Some(id),
+                headers: vec![
+                    (headers::DEPARTMENT.into(), department.to_string()),
+                    (headers::POLICY.into(), self.policy.version.clone()),
+                ],
+                body: serde_json::to_vec(&request).map_err(|e| DbErr::Custom(e.to_string()))?,
+            };
+            outbox::enqueue(&txn, ORIGIN, &msg).await?;
+        }
+        txn.commit().await?;
+        self.relay.notify_one();
+        tracing::info!(application_id = %id, %reference, channel = channel.as_str(), track = application.track.as_str(), "application accepted");
+        Ok(Receipt {
+            application_id: id,
+            reference,
+            status: status::CHECKING.into(),
+        })
+    }
+
+    async fn replay(&self, key: &str, hash: &str) -> Result<Option<Receipt>, SubmitError> {
+        let Some(row) = applications::Entity::find()
+            .filter(applications::Column::IdempotencyKey.eq(key))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if row.request_hash != hash {
+            return Err(SubmitError::KeyReused);
+        }
+        Ok(Some(Receipt {
+            application_id: row.id,
+            reference: row.reference.unwrap_or_default(),
+            status: row.status,
+        }))
+    }
+}

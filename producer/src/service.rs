@@ -1,0 +1,94 @@
+//! Running intake as a service: the HTTP API, the AMQP intake consumer and the outbox
+//! relay for check requests, all stopped together on shutdown.
+
+use crate::{
+    amqp::IntakeConsumer,
+    http::{ApiState, router},
+    intake::{Intake, ORIGIN},
+    validate::Limits,
+};
+use anyhow::Context;
+use prh_common::{
+    bus::{ConsumerSpec, Health, consumer},
+    config::Settings,
+    policy::Policy,
+    store::{self, outbox::Relay},
+};
+use std::{sync::Arc, time::Duration};
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_util::sync::CancellationToken;
+
+/// Serves intake on `listener` until `shutdown`, then drains and returns.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    health: Health,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let db = store::connect(&settings.pipeline_db()).await?;
+    let policy =
+        Arc::new(Policy::load(settings.policy.file.as_deref()).context("loading the policy")?);
+    let topology = settings.topology();
+    let notify = Arc::new(Notify::new());
+    let intake = Arc::new(Intake {
+        db: db.clone(),
+        topology: topology.clone(),
+        policy,
+        limits: Limits {
+            max_household: settings.intake.max_household,
+        },
+        relay: notify.clone(),
+    });
+
+    let relay = Relay {
+        db: db.clone(),
+        origin: ORIGIN.into(),
+        amqp_url: settings.amqp.url.clone(),
+        topology: topology.clone(),
+        batch: settings.intake.relay_batch,
+        poll: Duration::from_millis(settings.intake.relay_poll_ms),
+        notify,
+        health: health.clone(),
+    };
+    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
+
+    let spec = ConsumerSpec {
+        name: "intake-amqp".into(),
+        queue: topology.intake_queue(),
+        prefetch: settings.intake.prefetch,
+        concurrency: settings.intake.concurrency,
+    };
+    let handler = Arc::new(IntakeConsumer {
+        intake: intake.clone(),
+        max_body_bytes: settings.intake.max_body_bytes,
+    });
+    let amqp_url = settings.amqp.url.clone();
+    let consumer_task = {
+        let (health, shutdown) = (health.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            consumer::run(&amqp_url, &topology, spec, handler, health, shutdown).await
+        })
+    };
+
+    let keys = Arc::new(
+        settings
+            .trusted_keys()
+            .context("loading trusted public keys")?,
+    );
+    let app = router(
+        ApiState {
+            intake,
+            keys,
+            health,
+        },
+        settings.intake.max_body_bytes,
+    );
+    tracing::info!(addr = %listener.local_addr()?, "intake API listening");
+    let stop = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
+    let _ = consumer_task.await;
+    let _ = relay_task.await;
+    Ok(())
+}

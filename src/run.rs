@@ -1,0 +1,143 @@
+//! Subcommands that start a long-running component or change the databases.
+
+use anyhow::Context;
+use prh_common::{bus::Health, config::Settings, department::Department, store, telemetry};
+use std::{path::Path, process::ExitCode};
+use tokio_util::sync::CancellationToken;
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub fn stop_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        token.cancel();
+                        return;
+                    }
+                };
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down: finishing work in flight");
+        token.cancel();
+    });
+}
+
+/// Serves `/livez` and `/readyz` on `listen` when configured.
+async fn probes(
+    listen: Option<&str>,
+    health: Health,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(addr) = listen else { return Ok(()) };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding probes to {addr}"))?;
+    let app = prh_producer::http::probes::<()>(health);
+    tokio::spawn(async move { axum_serve(listener, app, shutdown).await });
+    Ok(())
+}
+
+async fn axum_serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) {
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+}
+
+pub async fn intake(settings: Settings, listen: Option<String>) -> anyhow::Result<ExitCode> {
+    telemetry::init(&settings.log);
+    let addr = listen.unwrap_or_else(|| settings.intake.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let shutdown = CancellationToken::new();
+    stop_on_signal(shutdown.clone());
+    prh_producer::service::run(settings, listener, Health::default(), shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn worker(settings: Settings, department: Department) -> anyhow::Result<ExitCode> {
+    telemetry::init(&settings.log);
+    let (shutdown, health) = (CancellationToken::new(), Health::default());
+    stop_on_signal(shutdown.clone());
+    probes(
+        settings.workers.probe_listen.as_deref(),
+        health.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    prh_workers::service::run_pool(settings, department, health, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn collector(settings: Settings) -> anyhow::Result<ExitCode> {
+    telemetry::init(&settings.log);
+    let (shutdown, health) = (CancellationToken::new(), Health::default());
+    stop_on_signal(shutdown.clone());
+    probes(
+        settings.collector.probe_listen.as_deref(),
+        health.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    prh_workers::service::run_collector(settings, health, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let pipeline = settings.pipeline_db();
+    let db = store::connect(&pipeline).await?;
+    prh_migrations::migrate_pipeline(&db)
+        .await
+        .context("migrating the pipeline schema")?;
+    println!("pipeline schema up to date ({})", pipeline.redacted());
+    for d in Department::ALL {
+        let target = settings.registry_db(d);
+        let db = store::connect(&target).await?;
+        prh_migrations::migrate_registry(d, &db)
+            .await
+            .with_context(|| format!("migrating the {d} registry"))?;
+        println!("{d} registry up to date ({})", target.redacted());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn seed(
+    settings: &Settings,
+    citizens: usize,
+    seed: Option<u64>,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    let seed = seed.unwrap_or_else(|| chrono::Utc::now().timestamp_micros() as u64);
+    let registries = prh_workers::seed::open_registries(settings)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let (records, samples) =
+        prh_workers::seed::Generator::new(seed, prh_common::china_today()).generate(citizens);
+    prh_workers::seed::load(records, &registries)
+        .await
+        .context("writing the registries")?;
+    let mut lines = String::new();
+    for s in &samples {
+        lines.push_str(&serde_json::to_string(s)?);
+        lines.push('\n');
+    }
+    std::fs::write(out, lines).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "seeded {citizens}+ persons in {} households (seed {seed}); {} sample applications in {}",
+        samples.len(),
+        samples.len(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

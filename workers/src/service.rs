@@ -1,0 +1,109 @@
+//! Running a department pool or the collector as a service over the shared consumer
+//! runtime, until shutdown.
+
+use crate::{collector::Collector, pool::CheckHandler};
+use anyhow::Context;
+use prh_common::{
+    bus::{ConsumerSpec, Health, consumer},
+    config::Settings,
+    department::Department,
+    policy::Policy,
+    signing::AuthorityKey,
+    store::{self, outbox::Relay},
+};
+use std::{sync::Arc, time::Duration};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// One department's pool: consumes `checks.<department>` and answers with findings.
+pub async fn run_pool(
+    settings: Settings,
+    department: Department,
+    health: Health,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let registry = store::connect(&settings.registry_db(department)).await?;
+    let policy =
+        Arc::new(Policy::load(settings.policy.file.as_deref()).context("loading the policy")?);
+    let topology = settings.topology();
+    let spec = ConsumerSpec {
+        name: format!("pool-{department}"),
+        queue: topology.check_queue(department),
+        prefetch: settings.workers.prefetch,
+        concurrency: settings.workers.concurrency,
+    };
+    let handler = Arc::new(CheckHandler {
+        department,
+        registry,
+        policy,
+        topology: topology.clone(),
+    });
+    consumer::run(
+        &settings.amqp.url,
+        &topology,
+        spec,
+        handler,
+        health,
+        shutdown,
+    )
+    .await;
+    Ok(())
+}
+
+/// The collector with its outbox relay for decision events.
+pub async fn run_collector(
+    settings: Settings,
+    health: Health,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let db = store::connect(&settings.pipeline_db()).await?;
+    let policy =
+        Arc::new(Policy::load(settings.policy.file.as_deref()).context("loading the policy")?);
+    let key_file = settings.key_file();
+    let key = Arc::new(
+        AuthorityKey::load_or_generate(&key_file)
+            .with_context(|| format!("signing key {}", key_file.display()))?,
+    );
+    tracing::info!(
+        key_id = key.key_id(),
+        "certificates are signed with this key"
+    );
+    let topology = settings.topology();
+    let notify = Arc::new(Notify::new());
+    let relay = Relay {
+        db: db.clone(),
+        origin: crate::collector::ORIGIN.into(),
+        amqp_url: settings.amqp.url.clone(),
+        topology: topology.clone(),
+        batch: settings.intake.relay_batch,
+        poll: Duration::from_millis(settings.intake.relay_poll_ms),
+        notify: notify.clone(),
+        health: health.clone(),
+    };
+    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
+    let handler = Arc::new(Collector {
+        db,
+        policy,
+        key,
+        authority: settings.signing.authority.clone(),
+        topology: topology.clone(),
+        relay: notify,
+    });
+    let spec = ConsumerSpec {
+        name: "collector".into(),
+        queue: topology.collector_queue(),
+        prefetch: settings.collector.prefetch,
+        concurrency: settings.collector.concurrency,
+    };
+    consumer::run(
+        &settings.amqp.url,
+        &topology,
+        spec,
+        handler,
+        health,
+        shutdown,
+    )
+    .await;
+    let _ = relay_task.await;
+    Ok(())
+}
