@@ -17,6 +17,7 @@ use axum::{
 use prh_common::{
     application::{ApplicationForm, Channel},
     bus::Health,
+    config::Settings,
     id_number::redact,
     signing::KeyRing,
 };
@@ -28,8 +29,17 @@ use utoipa::{OpenApi, ToSchema};
 #[derive(Clone)]
 pub struct ApiState {
     pub intake: Arc<Intake>,
-    pub keys: Arc<KeyRing>,
+    /// Read per request: the collector may create or rotate the key after intake starts.
+    pub settings: Arc<Settings>,
     pub health: Health,
+}
+
+impl ApiState {
+    fn keys(&self) -> Result<KeyRing, Response> {
+        self.settings
+            .trusted_keys()
+            .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+    }
 }
 
 #[derive(OpenApi)]
@@ -195,7 +205,11 @@ async fn get_application(State(state): State<ApiState>, Path(id): Path<String>) 
     responses((status = 200, body = CertificateView), (status = 404, description = "No such certificate"))
 )]
 async fn get_certificate(State(state): State<ApiState>, Path(number): Path<String>) -> Response {
-    match status::certificate(&state.intake.db, &number, &state.keys).await {
+    let keys = match state.keys() {
+        Ok(k) => k,
+        Err(response) => return response,
+    };
+    match status::certificate(&state.intake.db, &number, &keys).await {
         Ok(Some(view)) => Json(view).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, "no certificate with this number"),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, redact(&e.to_string())),
@@ -203,10 +217,13 @@ async fn get_certificate(State(state): State<ApiState>, Path(number): Path<Strin
 }
 
 /// The public keys certificates are signed with.
-#[utoipa::path(get, path = "/v1/keys", responses((status = 200, body = KeyList)))]
-async fn get_keys(State(state): State<ApiState>) -> Json<KeyList> {
-    let keys = state
-        .keys
+#[utoipa::path(get, path = "/v1/keys", responses((status = 200, body = KeyList), (status = 503, description = "A key file is unreadable")))]
+async fn get_keys(State(state): State<ApiState>) -> Response {
+    let ring = match state.keys() {
+        Ok(k) => k,
+        Err(response) => return response,
+    };
+    let keys = ring
         .public_keys()
         .map(|(id, key)| PublicKey {
             key_id: id.clone(),
@@ -214,5 +231,5 @@ async fn get_keys(State(state): State<ApiState>) -> Json<KeyList> {
             public_key: key,
         })
         .collect();
-    Json(KeyList { keys })
+    Json(KeyList { keys }).into_response()
 }

@@ -70,18 +70,14 @@ pub async fn run(
         })
     };
 
-    let keys = Arc::new(
-        settings
-            .trusted_keys()
-            .context("loading trusted public keys")?,
-    );
+    let max_body = settings.intake.max_body_bytes;
     let app = router(
         ApiState {
             intake,
-            keys,
+            settings: Arc::new(settings),
             health,
         },
-        settings.intake.max_body_bytes,
+        max_body,
     );
     tracing::info!(addr = %listener.local_addr()?, "intake API listening");
     let stop = shutdown.clone();

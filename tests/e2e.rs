@@ -1,0 +1,367 @@
+//! End to end, on real parts: applications go in over HTTP and over AMQP, through intake,
+//! the six department pools and the collector (as tasks) on a real RabbitMQ, on SQLite
+//! and on PostgreSQL; every outcome is checked against what the data was built for and
+//! every certificate is verified.
+
+use lapin::options::{BasicGetOptions, QueueDeclareOptions};
+use prh_common::{
+    bus::{
+        Health, Outgoing, Publisher, connect, message::header_str, topology::INTAKE_ROUTING_KEY,
+    },
+    certificate::SignedCertificate,
+    config::Settings,
+    contract::headers,
+    department::Department,
+    store,
+};
+use prh_workers::seed::{Generator, SampleApplication};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+struct Pipeline {
+    settings: Settings,
+    base: String,
+    shutdown: CancellationToken,
+    tasks: JoinSet<anyhow::Result<()>>,
+    samples: Vec<SampleApplication>,
+    _dir: tempfile::TempDir,
+}
+
+fn amqp_url() -> String {
+    std::env::var("PRH_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+async fn start(backend: Backend, households: usize) -> Pipeline {
+    let dir = tempfile::tempdir().unwrap();
+    let tag = Uuid::now_v7().simple().to_string()[20..].to_owned();
+    let mut settings = Settings::default();
+    settings.data_dir = dir.path().to_path_buf();
+    settings.amqp.url = amqp_url();
+    settings.amqp.prefix = format!("prh-test-{tag}");
+    settings.intake.relay_poll_ms = 100;
+    if let Backend::Postgres = backend {
+        let url = std::env::var("PRH_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        settings.database.url = Some(url.clone());
+        settings.database.schema = Some(format!("t{tag}_pipeline"));
+        for d in Department::ALL {
+            let r = settings.registries.get_mut(d);
+            r.url = Some(url.clone());
+            r.schema = Some(format!("t{tag}_{d}"));
+        }
+    }
+    let db = store::connect(&settings.pipeline_db()).await.unwrap();
+    prh_migrations::migrate_pipeline(&db).await.unwrap();
+    let registries = prh_workers::seed::open_registries(&settings).await.unwrap();
+    let (records, samples) = Generator::new(7, prh_common::china_today()).households(households);
+    prh_workers::seed::load(records, &registries).await.unwrap();
+
+    let shutdown = CancellationToken::new();
+    let health = Health::default();
+    let mut tasks = JoinSet::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tasks.spawn(prh_producer::service::run(
+        settings.clone(),
+        listener,
+        health.clone(),
+        shutdown.clone(),
+    ));
+    for d in Department::ALL {
+        tasks.spawn(prh_workers::service::run_pool(
+            settings.clone(),
+            d,
+            health.clone(),
+            shutdown.clone(),
+        ));
+    }
+    tasks.spawn(prh_workers::service::run_collector(
+        settings.clone(),
+        health.clone(),
+        shutdown.clone(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !health.is_ready() || health.snapshot().len() < 9 {
+        assert!(
+            Instant::now() < deadline,
+            "pipeline not ready: {:?}",
+            health.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Pipeline {
+        settings,
+        base,
+        shutdown,
+        tasks,
+        samples,
+        _dir: dir,
+    }
+}
+
+impl Pipeline {
+    async fn stop(mut self) {
+        self.shutdown.cancel();
+        while let Some(r) = self.tasks.join_next().await {
+            r.unwrap().unwrap();
+        }
+        let token = CancellationToken::new();
+        let conn = connect(&self.settings.amqp.url, "test-cleanup", &token)
+            .await
+            .unwrap();
+        self.settings
+            .topology()
+            .delete(&conn.create_channel().await.unwrap())
+            .await
+            .unwrap();
+        store::db::drop_schema(&self.settings.pipeline_db())
+            .await
+            .unwrap();
+        for d in Department::ALL {
+            store::db::drop_schema(&self.settings.registry_db(d))
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, body: &Value, key: Option<&str>) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/v1/applications", self.base))
+            .json(body);
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        let r = req.send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+async fn pipeline_decides_every_application(backend: Backend) {
+    let p = start(backend, 36).await;
+    let token = CancellationToken::new();
+    let conn = connect(&p.settings.amqp.url, "test-partner", &token)
+        .await
+        .unwrap();
+    let publisher = Publisher::open(&conn, "test-partner", &p.settings.amqp.url)
+        .await
+        .unwrap();
+    let topology = p.settings.topology();
+
+    // Two thirds over HTTP, one third over AMQP as a partner system would send them.
+    let mut submitted: Vec<(usize, Option<String>)> = Vec::new();
+    for (i, sample) in p.samples.iter().enumerate() {
+        let body = serde_json::to_value(&sample.application).unwrap();
+        if i % 3 == 2 {
+            let msg = Outgoing {
+                exchange: topology.intake_exchange(),
+                routing_key: INTAKE_ROUTING_KEY.into(),
+                kind: "application.submitted".into(),
+                message_id: Uuid::now_v7(),
+                correlation_id: None,
+                headers: vec![],
+                body: serde_json::to_vec(&body).unwrap(),
+            };
+            publisher.publish(&msg).await.unwrap();
+            submitted.push((i, None));
+        } else {
+            let (code, receipt) = p.post(&body, Some(&format!("k-{i}"))).await;
+            assert_eq!(code, 202, "{receipt}");
+            assert!(receipt["reference"].as_str().unwrap().starts_with("GZF-"));
+            submitted.push((i, receipt["application_id"].as_str().map(str::to_owned)));
+        }
+    }
+
+    // A retry with the same key is the same application; a reused key with another body is refused.
+    let first = serde_json::to_value(&p.samples[0].application).unwrap();
+    let (code, again) = p.post(&first, Some("k-0")).await;
+    assert_eq!(
+        (code, again["application_id"].as_str()),
+        (202, submitted[0].1.as_deref())
+    );
+    let other = serde_json::to_value(&p.samples[1].application).unwrap();
+    assert_eq!(p.post(&other, Some("k-0")).await.0, 409);
+
+    // Bad input is refused with the field named, and parked with its reason over AMQP.
+    let mut bad = first.clone();
+    bad["applicant"]["id_number"] = json!("371002198001011231");
+    let (code, errors) = p.post(&bad, None).await;
+    assert_eq!(code, 422);
+    assert_eq!(errors["errors"][0]["field"], "applicant.id_number");
+    assert!(
+        !errors.to_string().contains("371002198001011231"),
+        "the full ID number leaked: {errors}"
+    );
+    let mut no_consent = first.clone();
+    no_consent["consent"] = json!(false);
+    let parked = Outgoing {
+        exchange: topology.intake_exchange(),
+        routing_key: INTAKE_ROUTING_KEY.into(),
+        kind: "application.submitted".into(),
+        message_id: Uuid::now_v7(),
+        correlation_id: None,
+        headers: vec![],
+        body: serde_json::to_vec(&no_consent).unwrap(),
+    };
+    publisher.publish(&parked).await.unwrap();
+
+    // Wait for every decision.
+    let db = store::connect(&p.settings.pipeline_db()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let views = loop {
+        let counts = prh_producer::status::counts(&db).await.unwrap();
+        let decided: u64 = ["qualified", "rejected", "referred"]
+            .iter()
+            .map(|s| counts.get(*s).copied().unwrap_or(0))
+            .sum();
+        if decided as usize >= p.samples.len() {
+            break counts;
+        }
+        assert!(Instant::now() < deadline, "not all decided: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        views.get("checking"),
+        None,
+        "an application was left undecided"
+    );
+
+    // Every application (found by id, or by reference for AMQP ones) has its expected outcome.
+    use sea_orm::EntityTrait;
+    let rows = store::pipeline::applications::Entity::find()
+        .all(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.len(),
+        p.samples.len(),
+        "one application per submission, none twice, the refused one absent"
+    );
+    let keys = p.settings.trusted_keys().unwrap();
+    let mut certificates = 0;
+    for row in &rows {
+        let app: prh_common::application::Application =
+            serde_json::from_value(row.payload.clone()).unwrap();
+        let sample = p
+            .samples
+            .iter()
+            .find(|s| {
+                s.application
+                    .applicant
+                    .as_ref()
+                    .unwrap()
+                    .id_number
+                    .as_deref()
+                    == Some(app.applicant().id_number.expose())
+            })
+            .unwrap();
+        let (code, view) = p
+            .get(&format!(
+                "/v1/applications/{}",
+                row.reference.as_deref().unwrap()
+            ))
+            .await;
+        assert_eq!(code, 200);
+        assert_eq!(
+            view["status"],
+            sample.expected.as_str(),
+            "{}: {view}",
+            sample.scenario
+        );
+        assert!(
+            view["departments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|d| d["answered"] == true),
+            "{view}"
+        );
+        if let Some(reason) = sample.expected_reason {
+            let reasons = view["decision"]["reasons"].as_array().unwrap();
+            assert!(
+                reasons.contains(&json!(reason.as_str())),
+                "{} expected {reason:?}: {view}",
+                sample.scenario
+            );
+        }
+        if let Some(number) = view["certificate_number"].as_str() {
+            let (code, cert) = p.get(&format!("/v1/certificates/{number}")).await;
+            assert_eq!((code, cert["valid"].as_bool()), (200, Some(true)), "{cert}");
+            let signed: SignedCertificate =
+                serde_json::from_value(cert["certificate"].clone()).unwrap();
+            SignedCertificate::verify_file(&signed.to_file_bytes(), &keys).unwrap();
+            certificates += 1;
+        }
+        assert_eq!(
+            view["certificate_number"].is_string(),
+            sample.expected.as_str() == "qualified"
+        );
+    }
+    assert!(certificates > 0, "the sample has qualified households");
+
+    // decision.made went out once per application, and the bad message is parked with its reason.
+    let ch = conn.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let q = ch
+            .queue_declare(
+                topology.decisions_queue().as_str().into(),
+                passive,
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        if q.message_count() as usize >= p.samples.len() {
+            assert_eq!(q.message_count() as usize, p.samples.len());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} decision events",
+            q.message_count()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let dead = ch
+        .basic_get(
+            topology
+                .dead_queue(&topology.intake_queue())
+                .as_str()
+                .into(),
+            BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+        .expect("the application without consent is parked");
+    let reason = header_str(&dead.delivery.properties, headers::DEAD_REASON).unwrap();
+    assert!(reason.starts_with("consent_missing"), "{reason}");
+    let _ = conn.close(200, "bye".into()).await;
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn end_to_end_on_sqlite() {
+    pipeline_decides_every_application(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn end_to_end_on_postgres() {
+    pipeline_decides_every_application(Backend::Postgres).await;
+}
