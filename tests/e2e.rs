@@ -43,8 +43,10 @@ fn amqp_url() -> String {
 async fn start(backend: Backend, households: usize) -> Pipeline {
     let dir = tempfile::tempdir().unwrap();
     let tag = Uuid::now_v7().simple().to_string()[20..].to_owned();
-    let mut settings = Settings::default();
-    settings.data_dir = dir.path().to_path_buf();
+    let mut settings = Settings {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
     settings.amqp.url = amqp_url();
     settings.amqp.prefix = format!("prh-test-{tag}");
     settings.intake.relay_poll_ms = 100;

@@ -35,10 +35,10 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    fn keys(&self) -> Result<KeyRing, Response> {
+    fn keys(&self) -> Result<KeyRing, Box<Response>> {
         self.settings
             .trusted_keys()
-            .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+            .map_err(|e| Box::new(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())))
     }
 }
 
@@ -207,7 +207,7 @@ async fn get_application(State(state): State<ApiState>, Path(id): Path<String>) 
 async fn get_certificate(State(state): State<ApiState>, Path(number): Path<String>) -> Response {
     let keys = match state.keys() {
         Ok(k) => k,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match status::certificate(&state.intake.db, &number, &keys).await {
         Ok(Some(view)) => Json(view).into_response(),
@@ -221,7 +221,7 @@ async fn get_certificate(State(state): State<ApiState>, Path(number): Path<Strin
 async fn get_keys(State(state): State<ApiState>) -> Response {
     let ring = match state.keys() {
         Ok(k) => k,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let keys = ring
         .public_keys()

@@ -71,10 +71,10 @@ impl Intake {
         channel: Channel,
     ) -> Result<Receipt, SubmitError> {
         let hash = hex::encode(Sha256::digest(serde_json::to_vec(form).unwrap_or_default()));
-        if let Some(key) = idempotency_key {
-            if let Some(receipt) = self.replay(key, &hash).await? {
-                return Ok(receipt);
-            }
+        if let Some(key) = idempotency_key
+            && let Some(receipt) = self.replay(key, &hash).await?
+        {
+            return Ok(receipt);
         }
         let now = chrono::Utc::now();
         let today = prh_common::china_date(now);

@@ -161,15 +161,15 @@ impl Generator {
             let birth = self.date_years_ago(min_age, max_age);
             let seq = self.rng.random_range(0..1000);
             let body = format!("{region}{}{seq:03}", birth.format("%Y%m%d"));
-            if let Ok(id) = IdNumber::from_body(&body) {
-                if self.used.insert(id.expose().to_owned()) {
-                    let name = format!(
-                        "{}{}",
-                        SURNAMES.choose(&mut self.rng).unwrap_or(&"王"),
-                        GIVEN.choose(&mut self.rng).unwrap_or(&"伟")
-                    );
-                    return (name, id);
-                }
+            if let Ok(id) = IdNumber::from_body(&body)
+                && self.used.insert(id.expose().to_owned())
+            {
+                let name = format!(
+                    "{}{}",
+                    SURNAMES.choose(&mut self.rng).unwrap_or(&"王"),
+                    GIVEN.choose(&mut self.rng).unwrap_or(&"伟")
+                );
+                return (name, id);
             }
         }
     }

@@ -29,13 +29,12 @@ pub async fn connect(db: &ResolvedDb) -> Result<DatabaseConnection, DbOpenError>
     if db.is_sqlite() {
         if let Some(dir) = sqlite_path(&db.url)
             .and_then(|p| std::path::Path::new(p).parent().map(|d| d.to_owned()))
+            && !dir.as_os_str().is_empty()
         {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(&dir).map_err(|source| DbOpenError::Folder {
-                    url: db.redacted(),
-                    source,
-                })?;
-            }
+            std::fs::create_dir_all(&dir).map_err(|source| DbOpenError::Folder {
+                url: db.redacted(),
+                source,
+            })?;
         }
         // WAL lets readers run beside the one writer; the busy timeout makes writers queue
         // instead of failing with "database is locked".

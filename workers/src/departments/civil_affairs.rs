@@ -75,13 +75,13 @@ fn evaluate(
                 .filter(|x| x.relation == Relation::Spouse)
                 .collect();
             let mut failures = Vec::new();
-            if let Some(spouse) = registered {
-                if !listed.iter().any(|x| x.id_number.expose() == spouse) {
-                    failures.push((
-                        R::SpouseNotDeclared,
-                        "the registered spouse is not listed".to_owned(),
-                    ));
-                }
+            if let Some(spouse) = registered
+                && !listed.iter().any(|x| x.id_number.expose() == spouse)
+            {
+                failures.push((
+                    R::SpouseNotDeclared,
+                    "the registered spouse is not listed".to_owned(),
+                ));
             }
             for x in listed
                 .iter()

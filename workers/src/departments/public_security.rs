@@ -245,7 +245,8 @@ mod tests {
             date: d(2026, 11, 26),
         };
         let a = person("37100219800101123");
-        let cases: &[(&str, NaiveDate, &[(i64, bool)], Outcome, Outcome)] = &[
+        type Case<'a> = (&'a str, NaiveDate, &'a [(i64, bool)], Outcome, Outcome);
+        let cases: &[Case] = &[
             ("371002", d(2021, 11, 26), &[], Outcome::Pass, Outcome::Pass),
             ("371002", d(2021, 11, 27), &[], Outcome::Fail, Outcome::Pass),
             (
