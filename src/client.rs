@@ -11,11 +11,7 @@ fn url(settings: &Settings, path: &str) -> String {
     format!("{}{path}", settings.client.intake_url.trim_end_matches('/'))
 }
 
-pub async fn submit(
-    settings: &Settings,
-    file: &Path,
-    key: Option<String>,
-) -> anyhow::Result<ExitCode> {
+pub async fn submit(settings: &Settings, file: &Path, key: Option<String>) -> anyhow::Result<ExitCode> {
     let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let key = key.unwrap_or_else(|| format!("file-{}", hex::encode(&Sha256::digest(&body)[..16])));
     let response = reqwest::Client::new()
@@ -25,12 +21,7 @@ pub async fn submit(
         .body(body)
         .send()
         .await
-        .with_context(|| {
-            format!(
-                "cannot reach the intake API at {}",
-                settings.client.intake_url
-            )
-        })?;
+        .with_context(|| format!("cannot reach the intake API at {}", settings.client.intake_url))?;
     let status = response.status();
     let json: Value = response.json().await.unwrap_or(Value::Null);
     if status.as_u16() == 202 {
@@ -61,12 +52,7 @@ pub async fn submit(
 pub async fn status(settings: &Settings, id: &str, raw: bool) -> anyhow::Result<ExitCode> {
     let response = reqwest::get(url(settings, &format!("/v1/applications/{id}")))
         .await
-        .with_context(|| {
-            format!(
-                "cannot reach the intake API at {}",
-                settings.client.intake_url
-            )
-        })?;
+        .with_context(|| format!("cannot reach the intake API at {}", settings.client.intake_url))?;
     if response.status().as_u16() == 404 {
         eprintln!("no application {id}");
         return Ok(ExitCode::from(1));
@@ -123,21 +109,14 @@ pub fn render_status(view: &Value) -> String {
                     s(&c["observed"])
                 ));
                 if outcome != "pass" {
-                    out.push_str(&format!(
-                        "  — {} / {}",
-                        s(&c["message_en"]),
-                        s(&c["message_zh"])
-                    ));
+                    out.push_str(&format!("  — {} / {}", s(&c["message_en"]), s(&c["message_zh"])));
                 }
                 out.push('\n');
             }
             if let Some(award) = d["award"].as_object() {
                 out.push_str(&format!("  priority group {}", award["priority_group"]));
                 if let Some(fen) = award["monthly_subsidy_fen"].as_i64() {
-                    out.push_str(&format!(
-                        ", monthly subsidy {}",
-                        prh_common::money::Fen(fen)
-                    ));
+                    out.push_str(&format!(", monthly subsidy {}", prh_common::money::Fen(fen)));
                 }
                 out.push('\n');
             }
@@ -149,11 +128,7 @@ pub fn render_status(view: &Value) -> String {
     out
 }
 
-pub async fn verify(
-    settings: &Settings,
-    target: &str,
-    key: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
+pub async fn verify(settings: &Settings, target: &str, key: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut keys = KeyRing::default();
     match key {
         Some(path) => {
@@ -183,22 +158,17 @@ pub async fn verify(
         let view: Value = response.json().await.context("reading the answer")?;
         if keys.is_empty() {
             // No local key: fall back to the keys the service publishes.
-            let listed: Value = reqwest::get(url(settings, "/v1/keys"))
-                .await?
-                .json()
-                .await?;
+            let listed: Value = reqwest::get(url(settings, "/v1/keys")).await?.json().await?;
             for k in listed["keys"].as_array().into_iter().flatten() {
                 keys.add_base64(k["public_key"].as_str().unwrap_or(""));
             }
         }
-        let signed: SignedCertificate = serde_json::from_value(view["certificate"].clone())
-            .context("the service sent no certificate")?;
+        let signed: SignedCertificate =
+            serde_json::from_value(view["certificate"].clone()).context("the service sent no certificate")?;
         (signed.to_file_bytes(), view["valid"].as_bool())
     };
     if keys.is_empty() {
-        bail!(
-            "no trusted public key: pass --key FILE or configure signing.key_file / signing.trusted_keys"
-        );
+        bail!("no trusted public key: pass --key FILE or configure signing.key_file / signing.trusted_keys");
     }
     match SignedCertificate::verify_file(&bytes, &keys) {
         Ok(signed) if online_valid != Some(false) => {

@@ -3,18 +3,17 @@
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use prh::local::{self, LocalPipeline};
 use prh_common::{
-    bus::{Health, connect},
     certificate::SignedCertificate,
     config::Settings,
-    department::Department,
     store::{
         self,
         pipeline::{applications, certificates},
     },
 };
-use prh_workers::seed::{Generator, SampleApplication};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use prh_workers::seed::SampleApplication;
+use sea_orm::{DatabaseConnection, EntityTrait};
 use std::{
     collections::BTreeMap,
     path::Path,
@@ -23,9 +22,11 @@ use std::{
     time::{Duration, Instant},
 };
 use tokio::{sync::Semaphore, task::JoinSet};
-use tokio_util::sync::CancellationToken;
 
 pub async fn run(mut settings: Settings, n: usize, dir: &Path) -> anyhow::Result<ExitCode> {
+    if n == 0 {
+        bail!("--applications must be at least 1");
+    }
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
@@ -35,8 +36,7 @@ pub async fn run(mut settings: Settings, n: usize, dir: &Path) -> anyhow::Result
     settings.registries = Default::default();
     settings.signing.key_file = None;
     settings.amqp.prefix = format!("prh-demo-{}", std::process::id());
-    settings.log.filter =
-        std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,lapin::channels=off".into());
+    settings.log.filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
     prh_common::telemetry::init(&settings.log);
 
     println!(
@@ -44,85 +44,52 @@ pub async fn run(mut settings: Settings, n: usize, dir: &Path) -> anyhow::Result
         dir.display(),
         settings.amqp.url
     );
-    crate::run::migrate(&settings).await?;
-    let registries = prh_workers::seed::open_registries(&settings)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let (records, samples) = Generator::new(2026, prh_common::china_today()).households(n);
-    let persons = records.ps_persons.len();
-    prh_workers::seed::load(records, &registries)
-        .await
-        .context("seeding the registries")?;
-    println!("seeded {persons} persons in {n} households");
-
-    let shutdown = CancellationToken::new();
-    let health = Health::default();
-    let mut tasks = JoinSet::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tasks.spawn(prh_producer::service::run(
-        settings.clone(),
-        listener,
-        health.clone(),
-        shutdown.clone(),
-    ));
-    for d in Department::ALL {
-        tasks.spawn(prh_workers::service::run_pool(
-            settings.clone(),
-            d,
-            health.clone(),
-            shutdown.clone(),
-        ));
-    }
-    tasks.spawn(prh_workers::service::run_collector(
-        settings.clone(),
-        health.clone(),
-        shutdown.clone(),
-    ));
-
-    let outcome = drive(&settings, &base, &samples, &health, dir).await;
-    shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
-    remove_topology(&settings).await;
+    let samples = local::prepare(&settings, n, 2026).await?;
+    println!("migrated every schema and seeded {n} households into the six registries");
+    let pipeline = LocalPipeline::start(&settings).await?;
+    let outcome = drive(&settings, &pipeline.base_url, &samples, dir).await;
+    let stopped = pipeline.stop().await;
+    local::remove_topology(&settings).await.ok();
+    stopped?;
     outcome
 }
 
-async fn drive(
-    settings: &Settings,
-    base: &str,
-    samples: &[SampleApplication],
-    health: &Health,
-    dir: &Path,
-) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
-    while !health.is_ready() {
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!(
-                "components not ready after 60 s: {:?} (is RabbitMQ running at {}?)",
-                health.snapshot(),
-                settings.amqp.url
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
+async fn drive(settings: &Settings, base: &str, samples: &[SampleApplication], dir: &Path) -> anyhow::Result<ExitCode> {
     let bar = ProgressBar::new(samples.len() as u64 * 2);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message("submitting");
+    let ids = submit_all(base, samples, &bar).await?;
+
+    bar.set_message("deciding");
+    let db = store::connect(&settings.pipeline_db()).await?;
+    let deadline = Instant::now() + Duration::from_secs(120 + samples.len() as u64 / 5);
+    loop {
+        let decided = prh_producer::status::decided_count(&db).await? as usize;
+        bar.set_position((samples.len() + decided) as u64);
+        if decided >= samples.len() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bar.abandon();
+            bail!("only {decided} of {} applications decided in time", samples.len());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bar.finish_with_message("done");
+    summarize(settings, &db, samples, &ids, dir).await
+}
+
+/// Submits every sample over HTTP, 16 at a time; returns the application ids in order.
+async fn submit_all(base: &str, samples: &[SampleApplication], bar: &ProgressBar) -> anyhow::Result<Vec<String>> {
     let client = reqwest::Client::new();
     let slots = Arc::new(Semaphore::new(16));
     let mut submits = JoinSet::new();
     for (i, sample) in samples.iter().enumerate() {
-        let (client, slots, url, body, bar) = (
-            client.clone(),
-            slots.clone(),
-            format!("{base}/v1/applications"),
-            sample.application.clone(),
-            bar.clone(),
-        );
+        let (client, slots, bar) = (client.clone(), slots.clone(), bar.clone());
+        let (url, body) = (format!("{base}/v1/applications"), sample.application.clone());
         submits.spawn(async move {
             let _slot = slots.acquire_owned().await;
             let response = client
@@ -135,15 +102,9 @@ async fn drive(
             let status = response.status();
             let json: serde_json::Value = response.json().await?;
             if status.as_u16() != 202 {
-                anyhow::bail!("submission {i} refused ({status}): {json}");
+                bail!("submission {i} refused ({status}): {json}");
             }
-            Ok::<_, anyhow::Error>((
-                i,
-                json["application_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            ))
+            Ok((i, json["application_id"].as_str().unwrap_or_default().to_owned()))
         });
     }
     let mut ids = vec![String::new(); samples.len()];
@@ -151,34 +112,20 @@ async fn drive(
         let (i, id) = joined??;
         ids[i] = id;
     }
+    Ok(ids)
+}
 
-    bar.set_message("deciding");
-    let db = store::connect(&settings.pipeline_db()).await?;
-    let deadline = Instant::now() + Duration::from_secs(120 + samples.len() as u64 / 5);
-    loop {
-        let decided = applications::Entity::find()
-            .filter(applications::Column::DecidedAt.is_not_null())
-            .all(&db)
-            .await?
-            .len();
-        bar.set_position((samples.len() + decided) as u64);
-        if decided >= samples.len() {
-            break;
-        }
-        if Instant::now() > deadline {
-            bar.abandon();
-            bail!(
-                "only {decided} of {} applications decided in time",
-                samples.len()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    bar.finish_with_message("done");
-
-    // Summary from the database: outcomes, expected vs. actual, latency, certificates.
+/// Prints outcomes against expectations, throughput, latency and the certificates, all
+/// read back from the database.
+async fn summarize(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    samples: &[SampleApplication],
+    ids: &[String],
+    dir: &Path,
+) -> anyhow::Result<ExitCode> {
     let rows: BTreeMap<String, applications::Model> = applications::Entity::find()
-        .all(&db)
+        .all(db)
         .await?
         .into_iter()
         .map(|r| (r.id.to_string(), r))
@@ -187,13 +134,13 @@ async fn drive(
     let mut mismatches = Vec::new();
     let mut latencies = Vec::new();
     let (mut first, mut last) = (None, None);
-    for (sample, id) in samples.iter().zip(&ids) {
+    for (sample, id) in samples.iter().zip(ids) {
         let Some(row) = rows.get(id) else { continue };
         *counts.entry(row.status.clone()).or_default() += 1;
         if row.status != sample.expected.as_str() {
+            let reference = row.reference.clone().unwrap_or_default();
             mismatches.push(format!(
-                "{} ({}): expected {}, got {}",
-                row.reference.clone().unwrap_or_default(),
+                "{reference} ({}): expected {}, got {}",
                 sample.scenario,
                 sample.expected.as_str(),
                 row.status
@@ -201,7 +148,9 @@ async fn drive(
         }
         if let Some(decided) = row.decided_at {
             latencies.push((decided - row.submitted_at).num_milliseconds().max(0) as f64 / 1000.0);
-            first = first.min(Some(row.submitted_at)).or(Some(row.submitted_at));
+            first = Some(first.map_or(row.submitted_at, |f: chrono::DateTime<chrono::Utc>| {
+                f.min(row.submitted_at)
+            }));
             last = last.max(Some(decided));
         }
     }
@@ -222,7 +171,7 @@ async fn drive(
     let keys = settings.trusted_keys()?;
     let mut written = Vec::new();
     let mut invalid = 0;
-    for cert in certificates::Entity::find().all(&db).await? {
+    for cert in certificates::Entity::find().all(db).await? {
         if SignedCertificate::verify_file(cert.document.as_bytes(), &keys).is_err() {
             invalid += 1;
         }
@@ -231,13 +180,20 @@ async fn drive(
         written.push(path);
     }
 
+    // What `prh status` shows, for one rejected application.
+    let rejected = rows.values().find(|r| r.status == "rejected").map(|r| r.id.to_string());
+    if let Some(view) = match rejected {
+        Some(id) => prh_producer::status::application(db, &id).await?,
+        None => None,
+    } {
+        println!("\nOne rejected application, as `prh status` shows it:\n");
+        print!("{}", crate::client::render_status(&serde_json::to_value(view)?));
+    }
+
     println!();
     println!("applications   {}", samples.len());
     for outcome in ["qualified", "rejected", "referred"] {
-        println!(
-            "  {outcome:<12} {}",
-            counts.get(outcome).copied().unwrap_or(0)
-        );
+        println!("  {outcome:<12} {}", counts.get(outcome).copied().unwrap_or(0));
     }
     println!(
         "as expected    {} of {}",
@@ -261,12 +217,7 @@ async fn drive(
         cert_dir.display()
     );
     if let Some(one) = written.first() {
-        println!("try            prh verify {}", one.display());
-    }
-    if let Some(id) = ids.first() {
-        println!(
-            "status         the demo's intake stops with it; see `prh status {id}` against a running `prh intake`"
-        );
+        println!("verify one     prh verify {}", one.display());
     }
     for m in mismatches.iter().take(10) {
         println!("MISMATCH       {m}");
@@ -275,16 +226,4 @@ async fn drive(
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The demo's exchanges and queues are its own; remove them so nothing piles up.
-async fn remove_topology(settings: &Settings) {
-    let token = CancellationToken::new();
-    let connecting = connect(&settings.amqp.url, "prh-demo-cleanup", &token);
-    if let Ok(Some(conn)) = tokio::time::timeout(Duration::from_secs(5), connecting).await {
-        if let Ok(ch) = conn.create_channel().await {
-            let _ = settings.topology().delete(&ch).await;
-        }
-        let _ = conn.close(200, "bye".into()).await;
-    }
 }

@@ -100,10 +100,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("prh: cannot start the async runtime: {e}");
@@ -116,19 +113,10 @@ fn main() -> ExitCode {
             Command::Worker { department } => run::worker(settings, department).await,
             Command::Collector => run::collector(settings).await,
             Command::Migrate => run::migrate(&settings).await,
-            Command::Seed {
-                citizens,
-                seed,
-                out,
-            } => run::seed(&settings, citizens, seed, &out).await,
-            Command::Submit {
-                file,
-                idempotency_key,
-            } => client::submit(&settings, &file, idempotency_key).await,
+            Command::Seed { citizens, seed, out } => run::seed(&settings, citizens, seed, &out).await,
+            Command::Submit { file, idempotency_key } => client::submit(&settings, &file, idempotency_key).await,
             Command::Status { id, json } => client::status(&settings, &id, json).await,
-            Command::Verify { target, key } => {
-                client::verify(&settings, &target, key.as_deref()).await
-            }
+            Command::Verify { target, key } => client::verify(&settings, &target, key.as_deref()).await,
             Command::Demo { applications, dir } => demo::run(settings, applications, &dir).await,
         }
     });

@@ -11,15 +11,14 @@ pub fn stop_on_signal(token: CancellationToken) {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => {
-                        let _ = ctrl_c.await;
-                        token.cancel();
-                        return;
-                    }
-                };
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
             tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
         }
         #[cfg(not(unix))]
@@ -30,11 +29,7 @@ pub fn stop_on_signal(token: CancellationToken) {
 }
 
 /// Serves `/livez` and `/readyz` on `listen` when configured.
-async fn probes(
-    listen: Option<&str>,
-    health: Health,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+async fn probes(listen: Option<&str>, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
     let Some(addr) = listen else { return Ok(()) };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -44,11 +39,7 @@ async fn probes(
     Ok(())
 }
 
-async fn axum_serve(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    shutdown: CancellationToken,
-) {
+async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router, shutdown: CancellationToken) {
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;
@@ -112,18 +103,12 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn seed(
-    settings: &Settings,
-    citizens: usize,
-    seed: Option<u64>,
-    out: &Path,
-) -> anyhow::Result<ExitCode> {
+pub async fn seed(settings: &Settings, citizens: usize, seed: Option<u64>, out: &Path) -> anyhow::Result<ExitCode> {
     let seed = seed.unwrap_or_else(|| chrono::Utc::now().timestamp_micros() as u64);
     let registries = prh_workers::seed::open_registries(settings)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    let (records, samples) =
-        prh_workers::seed::Generator::new(seed, prh_common::china_today()).generate(citizens);
+    let (records, samples) = prh_workers::seed::Generator::new(seed, prh_common::china_today()).generate(citizens);
     prh_workers::seed::load(records, &registries)
         .await
         .context("writing the registries")?;

@@ -35,21 +35,9 @@ fn demo_issues_certificates_that_verify_and_tampering_is_caught() {
         .collect();
     assert!(!certs.is_empty(), "{stdout}");
     let key = work.join("keys/signing.key.pub");
-    let verify = |path: &std::path::Path| {
-        prh()
-            .arg("verify")
-            .arg(path)
-            .arg("--key")
-            .arg(&key)
-            .output()
-            .unwrap()
-    };
+    let verify = |path: &std::path::Path| prh().arg("verify").arg(path).arg("--key").arg(&key).output().unwrap();
     let genuine = verify(&certs[0]);
-    assert!(
-        genuine.status.success(),
-        "{}",
-        String::from_utf8_lossy(&genuine.stdout)
-    );
+    assert!(genuine.status.success(), "{}", String::from_utf8_lossy(&genuine.stdout));
 
     let mut bytes = std::fs::read(&certs[0]).unwrap();
     let at = bytes.len() / 2;

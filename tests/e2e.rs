@@ -3,21 +3,22 @@
 //! and on PostgreSQL; every outcome is checked against what the data was built for and
 //! every certificate is verified.
 
-use lapin::options::{BasicGetOptions, QueueDeclareOptions};
+use lapin::{
+    BasicProperties,
+    options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions},
+};
+use prh::local::{self, LocalPipeline};
 use prh_common::{
-    bus::{
-        Health, Outgoing, Publisher, connect, message::header_str, topology::INTAKE_ROUTING_KEY,
-    },
+    bus::{Outgoing, Publisher, connect, message::header_str, topology::INTAKE_ROUTING_KEY},
     certificate::SignedCertificate,
     config::Settings,
     contract::headers,
     department::Department,
     store,
 };
-use prh_workers::seed::{Generator, SampleApplication};
+use prh_workers::seed::SampleApplication;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -29,19 +30,18 @@ enum Backend {
 struct Pipeline {
     settings: Settings,
     base: String,
-    shutdown: CancellationToken,
-    tasks: JoinSet<anyhow::Result<()>>,
+    running: LocalPipeline,
     samples: Vec<SampleApplication>,
     _dir: tempfile::TempDir,
 }
 
 fn amqp_url() -> String {
-    std::env::var("PRH_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("PRH_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
-async fn start(backend: Backend, households: usize) -> Pipeline {
-    let dir = tempfile::tempdir().unwrap();
+/// Isolated settings: a temporary data folder, an own topology prefix and, on PostgreSQL,
+/// own schemas for the pipeline and each registry.
+fn isolated_settings(backend: Backend, dir: &tempfile::TempDir) -> Settings {
     let tag = Uuid::now_v7().simple().to_string()[20..].to_owned();
     let mut settings = Settings {
         data_dir: dir.path().to_path_buf(),
@@ -51,8 +51,8 @@ async fn start(backend: Backend, households: usize) -> Pipeline {
     settings.amqp.prefix = format!("prh-test-{tag}");
     settings.intake.relay_poll_ms = 100;
     if let Backend::Postgres = backend {
-        let url = std::env::var("PRH_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let url =
+            std::env::var("PRH_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         settings.database.url = Some(url.clone());
         settings.database.schema = Some(format!("t{tag}_pipeline"));
         for d in Department::ALL {
@@ -61,77 +61,30 @@ async fn start(backend: Backend, households: usize) -> Pipeline {
             r.schema = Some(format!("t{tag}_{d}"));
         }
     }
-    let db = store::connect(&settings.pipeline_db()).await.unwrap();
-    prh_migrations::migrate_pipeline(&db).await.unwrap();
-    let registries = prh_workers::seed::open_registries(&settings).await.unwrap();
-    let (records, samples) = Generator::new(7, prh_common::china_today()).households(households);
-    prh_workers::seed::load(records, &registries).await.unwrap();
+    settings
+}
 
-    let shutdown = CancellationToken::new();
-    let health = Health::default();
-    let mut tasks = JoinSet::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tasks.spawn(prh_producer::service::run(
-        settings.clone(),
-        listener,
-        health.clone(),
-        shutdown.clone(),
-    ));
-    for d in Department::ALL {
-        tasks.spawn(prh_workers::service::run_pool(
-            settings.clone(),
-            d,
-            health.clone(),
-            shutdown.clone(),
-        ));
-    }
-    tasks.spawn(prh_workers::service::run_collector(
-        settings.clone(),
-        health.clone(),
-        shutdown.clone(),
-    ));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !health.is_ready() || health.snapshot().len() < 9 {
-        assert!(
-            Instant::now() < deadline,
-            "pipeline not ready: {:?}",
-            health.snapshot()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn start(backend: Backend, households: usize) -> Pipeline {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = isolated_settings(backend, &dir);
+    let samples = local::prepare(&settings, households, 7).await.unwrap();
+    let running = LocalPipeline::start(&settings).await.unwrap();
     Pipeline {
+        base: running.base_url.clone(),
         settings,
-        base,
-        shutdown,
-        tasks,
+        running,
         samples,
         _dir: dir,
     }
 }
 
 impl Pipeline {
-    async fn stop(mut self) {
-        self.shutdown.cancel();
-        while let Some(r) = self.tasks.join_next().await {
-            r.unwrap().unwrap();
-        }
-        let token = CancellationToken::new();
-        let conn = connect(&self.settings.amqp.url, "test-cleanup", &token)
-            .await
-            .unwrap();
-        self.settings
-            .topology()
-            .delete(&conn.create_channel().await.unwrap())
-            .await
-            .unwrap();
-        store::db::drop_schema(&self.settings.pipeline_db())
-            .await
-            .unwrap();
+    async fn stop(self) {
+        self.running.stop().await.unwrap();
+        local::remove_topology(&self.settings).await.unwrap();
+        store::db::drop_schema(&self.settings.pipeline_db()).await.unwrap();
         for d in Department::ALL {
-            store::db::drop_schema(&self.settings.registry_db(d))
-                .await
-                .unwrap();
+            store::db::drop_schema(&self.settings.registry_db(d)).await.unwrap();
         }
     }
 
@@ -155,9 +108,7 @@ impl Pipeline {
 async fn pipeline_decides_every_application(backend: Backend) {
     let p = start(backend, 36).await;
     let token = CancellationToken::new();
-    let conn = connect(&p.settings.amqp.url, "test-partner", &token)
-        .await
-        .unwrap();
+    let conn = connect(&p.settings.amqp.url, "test-partner", &token).await.unwrap();
     let publisher = Publisher::open(&conn, "test-partner", &p.settings.amqp.url)
         .await
         .unwrap();
@@ -219,34 +170,40 @@ async fn pipeline_decides_every_application(backend: Backend) {
         body: serde_json::to_vec(&no_consent).unwrap(),
     };
     publisher.publish(&parked).await.unwrap();
+    // A partner message without a message_id could not be made idempotent: parked too.
+    publisher
+        .channel()
+        .basic_publish(
+            topology.intake_exchange().as_str().into(),
+            INTAKE_ROUTING_KEY.into(),
+            BasicPublishOptions::default(),
+            &serde_json::to_vec(&first).unwrap(),
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
 
     // Wait for every decision.
     let db = store::connect(&p.settings.pipeline_db()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    let views = loop {
-        let counts = prh_producer::status::counts(&db).await.unwrap();
-        let decided: u64 = ["qualified", "rejected", "referred"]
-            .iter()
-            .map(|s| counts.get(*s).copied().unwrap_or(0))
-            .sum();
-        if decided as usize >= p.samples.len() {
-            break counts;
+    loop {
+        let decided = prh_producer::status::decided_count(&db).await.unwrap() as usize;
+        if decided >= p.samples.len() {
+            break;
         }
-        assert!(Instant::now() < deadline, "not all decided: {counts:?}");
+        assert!(
+            Instant::now() < deadline,
+            "only {decided} of {} decided",
+            p.samples.len()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(
-        views.get("checking"),
-        None,
-        "an application was left undecided"
-    );
+    }
 
     // Every application (found by id, or by reference for AMQP ones) has its expected outcome.
     use sea_orm::EntityTrait;
-    let rows = store::pipeline::applications::Entity::find()
-        .all(&db)
-        .await
-        .unwrap();
+    let rows = store::pipeline::applications::Entity::find().all(&db).await.unwrap();
     assert_eq!(
         rows.len(),
         p.samples.len(),
@@ -255,34 +212,20 @@ async fn pipeline_decides_every_application(backend: Backend) {
     let keys = p.settings.trusted_keys().unwrap();
     let mut certificates = 0;
     for row in &rows {
-        let app: prh_common::application::Application =
-            serde_json::from_value(row.payload.clone()).unwrap();
+        let app: prh_common::application::Application = serde_json::from_value(row.payload.clone()).unwrap();
         let sample = p
             .samples
             .iter()
             .find(|s| {
-                s.application
-                    .applicant
-                    .as_ref()
-                    .unwrap()
-                    .id_number
-                    .as_deref()
+                s.application.applicant.as_ref().unwrap().id_number.as_deref()
                     == Some(app.applicant().id_number.expose())
             })
             .unwrap();
         let (code, view) = p
-            .get(&format!(
-                "/v1/applications/{}",
-                row.reference.as_deref().unwrap()
-            ))
+            .get(&format!("/v1/applications/{}", row.reference.as_deref().unwrap()))
             .await;
         assert_eq!(code, 200);
-        assert_eq!(
-            view["status"],
-            sample.expected.as_str(),
-            "{}: {view}",
-            sample.scenario
-        );
+        assert_eq!(view["status"], sample.expected.as_str(), "{}: {view}", sample.scenario);
         assert!(
             view["departments"]
                 .as_array()
@@ -302,8 +245,7 @@ async fn pipeline_decides_every_application(backend: Backend) {
         if let Some(number) = view["certificate_number"].as_str() {
             let (code, cert) = p.get(&format!("/v1/certificates/{number}")).await;
             assert_eq!((code, cert["valid"].as_bool()), (200, Some(true)), "{cert}");
-            let signed: SignedCertificate =
-                serde_json::from_value(cert["certificate"].clone()).unwrap();
+            let signed: SignedCertificate = serde_json::from_value(cert["certificate"].clone()).unwrap();
             SignedCertificate::verify_file(&signed.to_file_bytes(), &keys).unwrap();
             certificates += 1;
         }
@@ -323,37 +265,47 @@ async fn pipeline_decides_every_application(backend: Backend) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let q = ch
-            .queue_declare(
-                topology.decisions_queue().as_str().into(),
-                passive,
-                Default::default(),
-            )
+            .queue_declare(topology.decisions_queue().as_str().into(), passive, Default::default())
             .await
             .unwrap();
         if q.message_count() as usize >= p.samples.len() {
             assert_eq!(q.message_count() as usize, p.samples.len());
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {} decision events",
-            q.message_count()
-        );
+        assert!(Instant::now() < deadline, "only {} decision events", q.message_count());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let dead = ch
+    let mut reasons = Vec::new();
+    let dead_queue = topology.dead_queue(&topology.intake_queue());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reasons.len() < 2 {
+        assert!(Instant::now() < deadline, "parked so far: {reasons:?}");
+        match ch
+            .basic_get(dead_queue.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            Some(dead) => reasons.push(header_str(&dead.delivery.properties, headers::DEAD_REASON).unwrap()),
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    reasons.sort();
+    assert!(reasons[0].starts_with("consent_missing"), "{reasons:?}");
+    assert!(reasons[1].starts_with("missing_message_id"), "{reasons:?}");
+
+    // The trace follows the application: a decision event's trace id is its application id.
+    let event = ch
         .basic_get(
-            topology
-                .dead_queue(&topology.intake_queue())
-                .as_str()
-                .into(),
+            topology.decisions_queue().as_str().into(),
             BasicGetOptions { no_ack: true },
         )
         .await
         .unwrap()
-        .expect("the application without consent is parked");
-    let reason = header_str(&dead.delivery.properties, headers::DEAD_REASON).unwrap();
-    assert!(reason.starts_with("consent_missing"), "{reason}");
+        .expect("decision events are queued");
+    let application_id = event.delivery.properties.correlation_id().as_ref().unwrap().to_string();
+    let traceparent = header_str(&event.delivery.properties, headers::TRACEPARENT).unwrap();
+    let expected_trace = Uuid::parse_str(&application_id).unwrap().simple().to_string();
+    assert_eq!(prh_common::trace::trace_id(&traceparent), Some(expected_trace.as_str()));
     let _ = conn.close(200, "bye".into()).await;
     p.stop().await;
 }

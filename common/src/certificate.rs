@@ -261,9 +261,7 @@ mod tests {
     #[test]
     fn an_unknown_key_is_refused() {
         let key = AuthorityKey::from_key(SigningKey::from_bytes(&[7; 32]));
-        let err =
-            SignedCertificate::verify_file(&sample(&key).to_file_bytes(), &KeyRing::default())
-                .unwrap_err();
+        let err = SignedCertificate::verify_file(&sample(&key).to_file_bytes(), &KeyRing::default()).unwrap_err();
         assert!(err.to_string().contains("no trusted public key"), "{err}");
     }
 }

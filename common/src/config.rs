@@ -247,18 +247,12 @@ pub enum ConfigError {
 impl Settings {
     /// Loads defaults, then `file` (or `./prh.toml` when present), then `PRH__…` variables.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
-        let mut builder =
-            config::Config::builder().add_source(config::Config::try_from(&Settings::default())?);
+        let mut builder = config::Config::builder().add_source(config::Config::try_from(&Settings::default())?);
         match file {
             Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.into())),
-            Some(path) => {
-                builder =
-                    builder.add_source(config::File::from(path).format(config::FileFormat::Toml))
-            }
+            Some(path) => builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml)),
             None => {
-                builder = builder.add_source(
-                    config::File::new("prh.toml", config::FileFormat::Toml).required(false),
-                )
+                builder = builder.add_source(config::File::new("prh.toml", config::FileFormat::Toml).required(false))
             }
         }
         let settings = builder
@@ -281,19 +275,14 @@ impl Settings {
 
     /// A department's registry, defaulting to `<data_dir>/registry/<department>.db`.
     pub fn registry_db(&self, department: Department) -> ResolvedDb {
-        self.resolve(
-            self.registries.get(department),
-            &format!("registry/{department}.db"),
-        )
+        self.resolve(self.registries.get(department), &format!("registry/{department}.db"))
     }
 
     fn resolve(&self, db: &DatabaseSettings, default_file: &str) -> ResolvedDb {
-        let url = db.url.clone().unwrap_or_else(|| {
-            format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join(default_file).display()
-            )
-        });
+        let url = db
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join(default_file).display()));
         ResolvedDb {
             url,
             schema: db.schema.clone(),

@@ -25,6 +25,8 @@ pub mod headers {
     pub const TRACEPARENT: &str = "traceparent";
     /// Why a message was parked in a dead-letter queue.
     pub const DEAD_REASON: &str = "x-prh-dead-reason";
+    /// The contract version a parked message arrived with.
+    pub const ORIGINAL_SCHEMA: &str = "x-prh-original-schema";
     /// The queue a parked message came from.
     pub const DEAD_QUEUE: &str = "x-prh-dead-queue";
 }
@@ -110,11 +112,7 @@ pub struct CheckRequest {
 
 impl CheckRequest {
     /// Projects an application onto what `department` may see.
-    pub fn project(
-        application_id: Uuid,
-        application: &Application,
-        department: Department,
-    ) -> Self {
+    pub fn project(application_id: Uuid, application: &Application, department: Department) -> Self {
         let named = || {
             application
                 .household
@@ -126,13 +124,7 @@ impl CheckRequest {
                 })
                 .collect()
         };
-        let ids = || {
-            application
-                .household
-                .iter()
-                .map(|p| p.id_number.clone())
-                .collect()
-        };
+        let ids = || application.household.iter().map(|p| p.id_number.clone()).collect();
         let applicant = || NamedApplicant {
             name: application.applicant().name.clone(),
             id_number: application.applicant().id_number.clone(),
@@ -150,9 +142,7 @@ impl CheckRequest {
             },
             Department::NaturalResources => Subject::NaturalResources { id_numbers: ids() },
             Department::Housing => Subject::Housing { id_numbers: ids() },
-            Department::Education => Subject::Education {
-                applicant: applicant(),
-            },
+            Department::Education => Subject::Education { applicant: applicant() },
         };
         Self {
             application_id,
@@ -213,9 +203,7 @@ impl Facts {
     pub fn merged<'a>(all: impl Iterator<Item = &'a Facts>) -> Facts {
         all.fold(Facts::default(), |acc, f| Facts {
             assistance_category: acc.assistance_category.or(f.assistance_category),
-            verified_household_income_fen: acc
-                .verified_household_income_fen
-                .or(f.verified_household_income_fen),
+            verified_household_income_fen: acc.verified_household_income_fen.or(f.verified_household_income_fen),
             owned_residential_area: acc.owned_residential_area.or(f.owned_residential_area),
         })
     }
@@ -293,23 +281,12 @@ mod tests {
         for (department, keys) in expected {
             let request = CheckRequest::project(Uuid::nil(), &app, *department);
             let json = serde_json::to_value(&request).unwrap();
-            let mut got: Vec<_> = json["subject"]
-                .as_object()
-                .unwrap()
-                .keys()
-                .cloned()
-                .collect();
+            let mut got: Vec<_> = json["subject"].as_object().unwrap().keys().cloned().collect();
             got.sort();
             assert_eq!(&got, keys, "{department}");
             let wire = serde_json::to_string(&request).unwrap();
-            assert!(
-                !wire.contains("13806310000"),
-                "{department} saw the phone number"
-            );
-            if matches!(
-                department,
-                Department::Education | Department::HumanResources
-            ) {
+            assert!(!wire.contains("13806310000"), "{department} saw the phone number");
+            if matches!(department, Department::Education | Department::HumanResources) {
                 assert!(!wire.contains("李二"), "{department} saw a co-applicant");
             }
         }
@@ -319,10 +296,7 @@ mod tests {
     fn a_request_round_trips_and_rejects_foreign_fields() {
         let request = CheckRequest::project(Uuid::nil(), &sample(), Department::Housing);
         let json = serde_json::to_string(&request).unwrap();
-        assert_eq!(
-            serde_json::from_str::<CheckRequest>(&json).unwrap(),
-            request
-        );
+        assert_eq!(serde_json::from_str::<CheckRequest>(&json).unwrap(), request);
         let smuggled = json.replace(
             "\"department\":\"housing\"",
             "\"department\":\"housing\",\"phone\":\"1\"",

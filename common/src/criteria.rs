@@ -165,11 +165,7 @@ pub struct CriterionResult {
 }
 
 impl CriterionResult {
-    pub fn pass(
-        code: CriterionCode,
-        observed: impl Into<String>,
-        threshold: impl Into<String>,
-    ) -> Self {
+    pub fn pass(code: CriterionCode, observed: impl Into<String>, threshold: impl Into<String>) -> Self {
         Self {
             code,
             owner: code.owner(),
@@ -190,16 +186,8 @@ impl CriterionResult {
         observed: impl Into<String>,
         threshold: impl Into<String>,
     ) -> Self {
-        let message_zh = reasons
-            .iter()
-            .map(|r| r.message_zh())
-            .collect::<Vec<_>>()
-            .join("；");
-        let message_en = reasons
-            .iter()
-            .map(|r| r.message_en())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let message_zh = reasons.iter().map(|r| r.message_zh()).collect::<Vec<_>>().join("；");
+        let message_en = reasons.iter().map(|r| r.message_en()).collect::<Vec<_>>().join(" ");
         Self {
             code,
             owner: code.owner(),

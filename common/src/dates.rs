@@ -19,11 +19,7 @@ pub fn month_key(date: NaiveDate) -> i32 {
 /// The `yyyymm` month before `yyyymm`.
 pub fn previous_month(yyyymm: i32) -> i32 {
     let (y, m) = (yyyymm / 100, yyyymm % 100);
-    if m == 1 {
-        (y - 1) * 100 + 12
-    } else {
-        y * 100 + m - 1
-    }
+    if m == 1 { (y - 1) * 100 + 12 } else { y * 100 + m - 1 }
 }
 
 /// `start` plus `n` working days, counting Monday to Friday only. Public holidays and

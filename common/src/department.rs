@@ -5,9 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::{fmt, str::FromStr};
 use utoipa::ToSchema;
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Department {
     /// 公安: identity, hukou, residence permits, vehicles.
@@ -80,9 +78,7 @@ impl FromStr for Department {
 }
 
 /// The three application tracks of RULES.md.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Track {
     /// 本地住房困难家庭
@@ -117,13 +113,7 @@ impl Track {
                 Housing,
                 Education,
             ],
-            Self::MigrantWorker => &[
-                PublicSecurity,
-                CivilAffairs,
-                HumanResources,
-                NaturalResources,
-                Housing,
-            ],
+            Self::MigrantWorker => &[PublicSecurity, CivilAffairs, HumanResources, NaturalResources, Housing],
         }
     }
 }
@@ -140,11 +130,7 @@ impl FromStr for Track {
         Track::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown track `{s}`; expected local_family, new_employee or migrant_worker"
-                )
-            })
+            .ok_or_else(|| format!("unknown track `{s}`; expected local_family, new_employee or migrant_worker"))
     }
 }
 
@@ -155,21 +141,9 @@ mod tests {
     #[test]
     fn tracks_ask_the_departments_of_rules_md() {
         assert_eq!(Track::LocalFamily.departments().len(), 4);
-        assert!(
-            !Track::LocalFamily
-                .departments()
-                .contains(&Department::HumanResources)
-        );
-        assert!(
-            Track::NewEmployee
-                .departments()
-                .contains(&Department::Education)
-        );
-        assert!(
-            !Track::MigrantWorker
-                .departments()
-                .contains(&Department::Education)
-        );
+        assert!(!Track::LocalFamily.departments().contains(&Department::HumanResources));
+        assert!(Track::NewEmployee.departments().contains(&Department::Education));
+        assert!(!Track::MigrantWorker.departments().contains(&Department::Education));
     }
 
     #[test]

@@ -128,8 +128,7 @@ pub fn redact(text: &str) -> String {
     while i < chars.len() {
         let window = chars.get(i..i + 18);
         let looks_like_id = window.is_some_and(|w| {
-            w[..17].iter().all(char::is_ascii_digit)
-                && (w[17].is_ascii_digit() || w[17] == 'X' || w[17] == 'x')
+            w[..17].iter().all(char::is_ascii_digit) && (w[17].is_ascii_digit() || w[17] == 'X' || w[17] == 'x')
         });
         if looks_like_id {
             let w: String = chars[i..i + 18].iter().collect();
@@ -151,11 +150,7 @@ fn birth_date_of(yyyymmdd: &str) -> Option<NaiveDate> {
 }
 
 fn check_char(first17: &[u8]) -> u8 {
-    let sum: u32 = first17
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
+    let sum: u32 = first17.iter().zip(WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
     CHECK_CHARS[(sum % 11) as usize]
 }
 
@@ -207,10 +202,7 @@ mod tests {
             ("11010519490230002X", Err(IdNumberError::BirthDate)),
             ("1101051949123100AX", Err(IdNumberError::Characters)),
             ("11010520991231002X", Err(IdNumberError::FutureBirthDate)),
-            (
-                "１１０１０５１９４９１２３１００２Ｘ",
-                Err(IdNumberError::Characters),
-            ),
+            ("１１０１０５１９４９１２３１００２Ｘ", Err(IdNumberError::Characters)),
         ];
         for (input, expected) in cases {
             let got = IdNumber::parse_on(input, today()).map(|_| ());

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod signing;
 pub mod store;
 pub mod telemetry;
+pub mod trace;
 
 /// Days in China's civil time zone (UTC+8, no daylight saving): the application date and
 /// certificate dates are dates there.

@@ -6,9 +6,7 @@ use std::fmt;
 
 /// An amount in fen (1 元 = 100 分). Negative amounts are representable for arithmetic but
 /// intake refuses them.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Fen(pub i64);
 
@@ -44,9 +42,7 @@ impl fmt::Display for Fen {
 }
 
 /// An area in hundredths of a square metre, so areas compare exactly too.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct CentiSqm(pub i64);
 

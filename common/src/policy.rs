@@ -65,12 +65,7 @@ impl Default for Policy {
             version: "rules-md-defaults-1".into(),
             effective_from: NaiveDate::from_ymd_opt(2026, 1, 1).expect("valid date"),
             urban_regions: vec!["371002".into(), "371003".into()],
-            city_regions: vec![
-                "371002".into(),
-                "371003".into(),
-                "371082".into(),
-                "371083".into(),
-            ],
+            city_regions: vec!["371002".into(), "371003".into(), "371082".into(), "371083".into()],
             hukou_min_years: 5,
             look_back_years: 5,
             adult_age: 18,
@@ -94,10 +89,7 @@ impl Default for Policy {
                     (u32::MAX, CentiSqm::sqm(50)),
                 ],
                 assisted_rate_fen: Fen::yuan(20),
-                income_bands: vec![
-                    (Fen::yuan(1_693), Fen::yuan(18)),
-                    (Fen::yuan(2_540), Fen::yuan(16)),
-                ],
+                income_bands: vec![(Fen::yuan(1_693), Fen::yuan(18)), (Fen::yuan(2_540), Fen::yuan(16))],
                 top_rate_fen: Fen::yuan(14),
             },
         }
@@ -119,9 +111,8 @@ impl Policy {
         match file {
             None => Ok(Policy::default()),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    PolicyError::Invalid(format!("cannot read {}: {e}", path.display()))
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| PolicyError::Invalid(format!("cannot read {}: {e}", path.display())))?;
                 Policy::from_toml(&text)
             }
         }
@@ -139,13 +130,7 @@ impl Policy {
             return invalid("version must not be empty");
         }
         if self.subsidy.guaranteed_area.last().map(|(n, _)| *n) != Some(u32::MAX)
-            && self
-                .subsidy
-                .guaranteed_area
-                .last()
-                .map(|(n, _)| *n)
-                .unwrap_or(0)
-                < 10
+            && self.subsidy.guaranteed_area.last().map(|(n, _)| *n).unwrap_or(0) < 10
         {
             return invalid("subsidy.guaranteed_area must cover households of up to 10 people");
         }
@@ -235,8 +220,7 @@ pub fn decide(policy: &Policy, application: &Application, findings: &[Finding]) 
     let track = application.track;
     let mut criteria = collector_criteria(policy, application);
 
-    let by_department: BTreeMap<Department, &Finding> =
-        findings.iter().map(|f| (f.department, f)).collect();
+    let by_department: BTreeMap<Department, &Finding> = findings.iter().map(|f| (f.department, f)).collect();
     for &department in track.departments() {
         for code in CriterionCode::for_owner(Owner::Department(department), track) {
             let reported = by_department
@@ -291,10 +275,7 @@ fn collector_criteria(policy: &Policy, application: &Application) -> Vec<Criteri
 
     if CriterionCode::AgeSingle.applies_to(application.track) {
         let size = application.household_size();
-        let threshold = format!(
-            "a household of one: applicant aged {} or older",
-            policy.single_min_age
-        );
+        let threshold = format!("a household of one: applicant aged {} or older", policy.single_min_age);
         let observed = format!("household of {size}, applicant aged {age}");
         out.push(if size > 1 || age >= policy.single_min_age {
             CriterionResult::pass(CriterionCode::AgeSingle, observed, threshold)
@@ -311,9 +292,7 @@ fn collector_criteria(policy: &Policy, application: &Application) -> Vec<Criteri
 }
 
 fn award(policy: &Policy, application: &Application, facts: &Facts) -> Award {
-    let category = facts
-        .assistance_category
-        .unwrap_or(AssistanceCategory::None);
+    let category = facts.assistance_category.unwrap_or(AssistanceCategory::None);
     let priority_group = match category {
         AssistanceCategory::Tekun | AssistanceCategory::Dibao => 1,
         AssistanceCategory::LowIncome => 2,
@@ -420,24 +399,13 @@ mod tests {
         );
         let policy = Policy::default();
         let mut findings = all_passing(Track::LocalFamily, Facts::default());
-        assert_eq!(
-            decide(&policy, &app, &findings).outcome,
-            DecisionOutcome::Qualified
-        );
+        assert_eq!(decide(&policy, &app, &findings).outcome, DecisionOutcome::Qualified);
 
-        findings[0].criteria[0] =
-            CriterionResult::record_not_found(CriterionCode::PsIdentity, "a person");
-        assert_eq!(
-            decide(&policy, &app, &findings).outcome,
-            DecisionOutcome::Referred
-        );
+        findings[0].criteria[0] = CriterionResult::record_not_found(CriterionCode::PsIdentity, "a person");
+        assert_eq!(decide(&policy, &app, &findings).outcome, DecisionOutcome::Referred);
 
-        findings[1].criteria[1] = CriterionResult::fail(
-            CriterionCode::CaIncome,
-            vec![ReasonCode::IncomeExceeds],
-            "x",
-            "y",
-        );
+        findings[1].criteria[1] =
+            CriterionResult::fail(CriterionCode::CaIncome, vec![ReasonCode::IncomeExceeds], "x", "y");
         let decision = decide(&policy, &app, &findings);
         assert_eq!(decision.outcome, DecisionOutcome::Rejected);
         assert_eq!(
@@ -476,11 +444,7 @@ mod tests {
             }
             let app = application(Track::LocalFamily, household, Benefit::Flat);
             let got = collector_criteria(&Policy::default(), &app);
-            assert_eq!(
-                (got[0].outcome, got[1].outcome),
-                (adult, single),
-                "{body} size {size}"
-            );
+            assert_eq!((got[0].outcome, got[1].outcome), (adult, single), "{body} size {size}");
         }
     }
 
@@ -501,11 +465,7 @@ mod tests {
                 .map(|i| {
                     person(
                         &format!("3710021980010{}123", i + 1),
-                        if i == 0 {
-                            Relation::Applicant
-                        } else {
-                            Relation::Child
-                        },
+                        if i == 0 { Relation::Applicant } else { Relation::Child },
                     )
                 })
                 .collect();

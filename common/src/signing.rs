@@ -12,15 +12,9 @@ use std::{
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read key file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("cannot write key file {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("key file {path} does not hold a base64 Ed25519 key of 32 bytes")]
     Malformed { path: PathBuf },
 }
@@ -50,15 +44,9 @@ impl AuthorityKey {
         let signer = Self::from_key(SigningKey::generate(&mut rand::rng()));
         let write = |p: &Path, text: String| {
             if let Some(dir) = p.parent() {
-                std::fs::create_dir_all(dir).map_err(|source| KeyError::Write {
-                    path: p.into(),
-                    source,
-                })?;
+                std::fs::create_dir_all(dir).map_err(|source| KeyError::Write { path: p.into(), source })?;
             }
-            std::fs::write(p, text + "\n").map_err(|source| KeyError::Write {
-                path: p.into(),
-                source,
-            })
+            std::fs::write(p, text + "\n").map_err(|source| KeyError::Write { path: p.into(), source })
         };
         write(path, B64.encode(signer.key.to_bytes()))?;
         restrict_permissions(path);
@@ -141,25 +129,16 @@ impl KeyRing {
     }
 
     pub fn public_keys(&self) -> impl Iterator<Item = (&String, String)> {
-        self.keys
-            .iter()
-            .map(|(id, k)| (id, B64.encode(k.as_bytes())))
+        self.keys.iter().map(|(id, k)| (id, B64.encode(k.as_bytes())))
     }
 
     /// Checks a base64 signature over `message` by the key `key_id`.
-    pub fn verify(
-        &self,
-        key_id: &str,
-        message: &[u8],
-        signature_b64: &str,
-    ) -> Result<(), SignatureError> {
+    pub fn verify(&self, key_id: &str, message: &[u8], signature_b64: &str) -> Result<(), SignatureError> {
         let key = self
             .keys
             .get(key_id)
             .ok_or_else(|| SignatureError::UnknownKey(key_id.to_owned()))?;
-        let bytes = B64
-            .decode(signature_b64)
-            .map_err(|_| SignatureError::Malformed)?;
+        let bytes = B64.decode(signature_b64).map_err(|_| SignatureError::Malformed)?;
         let signature = Signature::from_slice(&bytes).map_err(|_| SignatureError::Malformed)?;
         key.verify_strict(message, &signature)
             .map_err(|_| SignatureError::Mismatch)?;
@@ -190,10 +169,7 @@ mod tests {
         assert_eq!(signer.key_id(), again.key_id());
 
         let mut ring = KeyRing::default();
-        assert_eq!(
-            ring.add_file(&public_key_path(&path)).unwrap(),
-            signer.key_id()
-        );
+        assert_eq!(ring.add_file(&public_key_path(&path)).unwrap(), signer.key_id());
         let sig = signer.sign(b"hello");
         assert_eq!(ring.verify(signer.key_id(), b"hello", &sig), Ok(()));
         assert_eq!(

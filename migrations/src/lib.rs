@@ -15,10 +15,7 @@ pub async fn migrate_pipeline(db: &DatabaseConnection) -> Result<(), DbErr> {
 }
 
 /// Brings one department's registry schema up to date.
-pub async fn migrate_registry(
-    department: Department,
-    db: &DatabaseConnection,
-) -> Result<(), DbErr> {
+pub async fn migrate_registry(department: Department, db: &DatabaseConnection) -> Result<(), DbErr> {
     match department {
         Department::PublicSecurity => registry::PublicSecurity::up(db, None).await,
         Department::CivilAffairs => registry::CivilAffairs::up(db, None).await,

@@ -35,21 +35,25 @@ impl Handler for IntakeConsumer {
                 return Disposition::Park(format!("{}: {} at `{}`", e.code, e.message, e.field));
             }
         };
-        let key = msg.message_id().map(|id| format!("amqp:{id}"));
-        match self
-            .intake
-            .submit(&form, key.as_deref(), Channel::Amqp)
-            .await
-        {
+        // The message id is the idempotency key: without it a redelivery would become a
+        // second application.
+        let Some(key) = msg
+            .message_id()
+            .filter(|id| !id.trim().is_empty())
+            .map(|id| format!("amqp:{id}"))
+        else {
+            return Disposition::Park(
+                "missing_message_id: the message_id property is required; it is the idempotency key".into(),
+            );
+        };
+        match self.intake.submit(&form, Some(&key), Channel::Amqp).await {
             Ok(_) => Disposition::Ack,
             Err(SubmitError::Invalid(errors)) => {
                 let first = errors.first().map(|e| e.code.clone()).unwrap_or_default();
                 let all = serde_json::to_string(&errors).unwrap_or_default();
                 Disposition::Park(format!("{first}: {all}"))
             }
-            Err(e @ SubmitError::KeyReused) => {
-                Disposition::Park(format!("idempotency_key_reused: {e}"))
-            }
+            Err(e @ SubmitError::KeyReused) => Disposition::Park(format!("idempotency_key_reused: {e}")),
             Err(e) if e.is_transient() => Disposition::Retry(e.to_string()),
             Err(e) => Disposition::Park(format!(
                 "intake_error: {}",

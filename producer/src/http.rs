@@ -64,10 +64,7 @@ struct ApiDoc;
 /// The router; `max_body` bounds request bodies (413 beyond).
 pub fn router(state: ApiState, max_body: usize) -> Router {
     Router::new()
-        .route(
-            "/v1/applications",
-            post(submit).layer(DefaultBodyLimit::max(max_body)),
-        )
+        .route("/v1/applications", post(submit).layer(DefaultBodyLimit::max(max_body)))
         .route("/v1/applications/{id}", get(get_application))
         .route("/v1/certificates/{number}", get(get_certificate))
         .route("/v1/keys", get(get_keys))
@@ -145,11 +142,7 @@ async fn submit(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) 
     let form = match parse_form(&body) {
         Ok(f) => f,
         Err(e) => {
-            return (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(FieldErrors { errors: vec![e] }),
-            )
-                .into_response();
+            return (StatusCode::UNPROCESSABLE_ENTITY, Json(FieldErrors { errors: vec![e] })).into_response();
         }
     };
     let key = headers
@@ -158,18 +151,13 @@ async fn submit(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) 
         .map(str::trim)
         .filter(|k| !k.is_empty());
     if key.is_some_and(|k| k.len() > 200) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "Idempotency-Key is longer than 200 characters",
-        );
+        return error(StatusCode::BAD_REQUEST, "Idempotency-Key is longer than 200 characters");
     }
     match state.intake.submit(&form, key, Channel::Http).await {
         Ok(receipt) => (StatusCode::ACCEPTED, Json(receipt)).into_response(),
-        Err(SubmitError::Invalid(errors)) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(FieldErrors { errors }),
-        )
-            .into_response(),
+        Err(SubmitError::Invalid(errors)) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(FieldErrors { errors })).into_response()
+        }
         Err(e @ SubmitError::KeyReused) => error(StatusCode::CONFLICT, e.to_string()),
         Err(e) => {
             tracing::error!(error = %redact(&e.to_string()), "submission failed");
@@ -190,10 +178,7 @@ async fn submit(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) 
 async fn get_application(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
     match status::application(&state.intake.db, &id).await {
         Ok(Some(view)) => Json(view).into_response(),
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            "no application with this id or reference",
-        ),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no application with this id or reference"),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, redact(&e.to_string())),
     }
 }

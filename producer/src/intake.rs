@@ -15,8 +15,8 @@ use prh_common::{
     },
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr,
-    TransactionTrait, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
+    sea_query::Expr,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -78,11 +78,9 @@ impl Intake {
         }
         let now = chrono::Utc::now();
         let today = prh_common::china_date(now);
-        let application =
-            validate::parse(form, today, self.limits).map_err(SubmitError::Invalid)?;
+        let application = validate::parse(form, today, self.limits).map_err(SubmitError::Invalid)?;
         let id = Uuid::now_v7();
-        let payload =
-            serde_json::to_value(&application).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let payload = serde_json::to_value(&application).map_err(|e| DbErr::Custom(e.to_string()))?;
 
         let txn = self.db.begin().await?;
         let inserted = applications::Entity::insert(applications::ActiveModel {
@@ -106,8 +104,7 @@ impl Intake {
         let seq = match inserted {
             Ok(r) => r.last_insert_id,
             Err(e)
-                if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
-                    && idempotency_key.is_some() =>
+                if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) && idempotency_key.is_some() =>
             {
                 // Another request with the same key won the race: answer as it did.
                 drop(txn);
@@ -118,10 +115,7 @@ impl Intake {
         };
         let reference = format!("GZF-{}-{seq:06}", today.format("%Y"));
         applications::Entity::update_many()
-            .col_expr(
-                applications::Column::Reference,
-                Expr::value(reference.clone()),
-            )
+            .col_expr(applications::Column::Reference, Expr::value(reference.clone()))
             .filter(applications::Column::Id.eq(id))
             .exec(&txn)
             .await?;
@@ -136,6 +130,7 @@ impl Intake {
                 headers: vec![
                     (headers::DEPARTMENT.into(), department.to_string()),
                     (headers::POLICY.into(), self.policy.version.clone()),
+                    (headers::TRACEPARENT.into(), prh_common::trace::traceparent(id)),
                 ],
                 body: serde_json::to_vec(&request).map_err(|e| DbErr::Custom(e.to_string()))?,
             };

@@ -14,8 +14,8 @@ use prh_common::{
     policy::Policy,
     store::{self, outbox::Relay},
 };
-use std::{sync::Arc, time::Duration};
-use tokio::{net::TcpListener, sync::Notify};
+use std::sync::Arc;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Serves intake on `listener` until `shutdown`, then drains and returns.
@@ -26,10 +26,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let db = store::connect(&settings.pipeline_db()).await?;
-    let policy =
-        Arc::new(Policy::load(settings.policy.file.as_deref()).context("loading the policy")?);
+    let policy = Arc::new(Policy::load(settings.policy.file.as_deref()).context("loading the policy")?);
     let topology = settings.topology();
-    let notify = Arc::new(Notify::new());
+    let relay = Relay::new(&settings, db.clone(), ORIGIN, health.clone());
     let intake = Arc::new(Intake {
         db: db.clone(),
         topology: topology.clone(),
@@ -37,19 +36,8 @@ pub async fn run(
         limits: Limits {
             max_household: settings.intake.max_household,
         },
-        relay: notify.clone(),
+        relay: relay.notifier(),
     });
-
-    let relay = Relay {
-        db: db.clone(),
-        origin: ORIGIN.into(),
-        amqp_url: settings.amqp.url.clone(),
-        topology: topology.clone(),
-        batch: settings.intake.relay_batch,
-        poll: Duration::from_millis(settings.intake.relay_poll_ms),
-        notify,
-        health: health.clone(),
-    };
     let relay_task = tokio::spawn(relay.run(shutdown.clone()));
 
     let spec = ConsumerSpec {
@@ -65,9 +53,7 @@ pub async fn run(
     let amqp_url = settings.amqp.url.clone();
     let consumer_task = {
         let (health, shutdown) = (health.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            consumer::run(&amqp_url, &topology, spec, handler, health, shutdown).await
-        })
+        tokio::spawn(async move { consumer::run(&amqp_url, &topology, spec, handler, health, shutdown).await })
     };
 
     let max_body = settings.intake.max_body_bytes;

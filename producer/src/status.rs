@@ -44,10 +44,7 @@ pub struct ApplicationView {
 }
 
 /// Looks an application up by its id or its human reference.
-pub async fn application(
-    db: &DatabaseConnection,
-    id_or_reference: &str,
-) -> Result<Option<ApplicationView>, DbErr> {
+pub async fn application(db: &DatabaseConnection, id_or_reference: &str) -> Result<Option<ApplicationView>, DbErr> {
     let query = applications::Entity::find();
     let query = match Uuid::parse_str(id_or_reference) {
         Ok(id) => query.filter(applications::Column::Id.eq(id)),
@@ -75,8 +72,7 @@ pub async fn application(
         .collect();
     let decision = match decisions::Entity::find_by_id(row.id).one(db).await? {
         Some(d) => {
-            let decision: Decision =
-                serde_json::from_value(d.payload).map_err(|e| DbErr::Custom(e.to_string()))?;
+            let decision: Decision = serde_json::from_value(d.payload).map_err(|e| DbErr::Custom(e.to_string()))?;
             Some(DecisionView {
                 decided_at: d.decided_at,
                 reasons: decision.reasons(),
@@ -119,10 +115,7 @@ pub async fn certificate(
     number: &str,
     keys: &KeyRing,
 ) -> Result<Option<CertificateView>, DbErr> {
-    let Some(row) = certificates::Entity::find_by_id(number.to_owned())
-        .one(db)
-        .await?
-    else {
+    let Some(row) = certificates::Entity::find_by_id(number.to_owned()).one(db).await? else {
         return Ok(None);
     };
     let verified = SignedCertificate::verify_file(row.document.as_bytes(), keys);
@@ -141,13 +134,11 @@ pub async fn certificate(
     }))
 }
 
-/// Counts of applications by status (for the demo summary and operators).
-pub async fn counts(
-    db: &DatabaseConnection,
-) -> Result<std::collections::BTreeMap<String, u64>, DbErr> {
-    let mut out = std::collections::BTreeMap::new();
-    for row in applications::Entity::find().all(db).await? {
-        *out.entry(row.status).or_insert(0) += 1;
-    }
-    Ok(out)
+/// How many applications have a decision.
+pub async fn decided_count(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    applications::Entity::find()
+        .filter(applications::Column::DecidedAt.is_not_null())
+        .count(db)
+        .await
 }

@@ -39,11 +39,7 @@ pub struct Limits {
 }
 
 /// Parses a form received on `today` (the application date).
-pub fn parse(
-    form: &ApplicationForm,
-    today: NaiveDate,
-    limits: Limits,
-) -> Result<Application, Vec<FieldError>> {
+pub fn parse(form: &ApplicationForm, today: NaiveDate, limits: Limits) -> Result<Application, Vec<FieldError>> {
     let mut errors = Vec::new();
 
     if form.consent != Some(true) {
@@ -75,11 +71,7 @@ pub fn parse(
             None
         }
         None => {
-            errors.push(FieldError::new(
-                "benefit",
-                "required",
-                "benefit is required",
-            ));
+            errors.push(FieldError::new("benefit", "required", "benefit is required"));
             None
         }
     };
@@ -103,9 +95,7 @@ pub fn parse(
         }
     };
     let phone = match form.phone.as_deref().map(str::trim) {
-        Some(p) if p.len() == 11 && p.starts_with('1') && p.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(p.to_owned())
-        }
+        Some(p) if p.len() == 11 && p.starts_with('1') && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.to_owned()),
         Some(_) => {
             errors.push(FieldError::new(
                 "phone",
@@ -135,11 +125,7 @@ pub fn parse(
 
     let mut household = Vec::new();
     match &form.applicant {
-        None => errors.push(FieldError::new(
-            "applicant",
-            "required",
-            "applicant is required",
-        )),
+        None => errors.push(FieldError::new("applicant", "required", "applicant is required")),
         Some(a) => {
             if let Some(p) = person(a, "applicant", true, today, &mut errors) {
                 household.push(p);
@@ -147,13 +133,7 @@ pub fn parse(
         }
     }
     for (i, co) in form.co_applicants.iter().enumerate() {
-        if let Some(p) = person(
-            co,
-            &format!("co_applicants[{i}]"),
-            false,
-            today,
-            &mut errors,
-        ) {
+        if let Some(p) = person(co, &format!("co_applicants[{i}]"), false, today, &mut errors) {
             household.push(p);
         }
     }
@@ -180,12 +160,7 @@ pub fn parse(
             ));
         }
     }
-    if household
-        .iter()
-        .filter(|p| p.relation == Relation::Spouse)
-        .count()
-        > 1
-    {
+    if household.iter().filter(|p| p.relation == Relation::Spouse).count() > 1 {
         errors.push(FieldError::new(
             "co_applicants",
             "several_spouses",
@@ -225,11 +200,7 @@ fn person(
             None
         }
         None => {
-            errors.push(FieldError::new(
-                format!("{path}.name"),
-                "required",
-                "name is required",
-            ));
+            errors.push(FieldError::new(format!("{path}.name"), "required", "name is required"));
             None
         }
     };
@@ -346,10 +317,7 @@ mod tests {
             (|f| f.consent = Some(false), ("consent", "consent_missing")),
             (|f| f.track = Some("vip".into()), ("track", "unknown_track")),
             (|f| f.benefit = None, ("benefit", "required")),
-            (
-                |f| f.phone = Some("12345".into()),
-                ("phone", "invalid_phone"),
-            ),
+            (|f| f.phone = Some("12345".into()), ("phone", "invalid_phone")),
             (
                 |f| f.declared_monthly_income_fen = Some(-1),
                 ("declared_monthly_income_fen", "negative_income"),

@@ -15,13 +15,15 @@ use prh_common::{
         outbox,
         pipeline::{applications, certificates, decisions, findings, status},
     },
+    trace,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, TransactionTrait, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    TransactionTrait, sea_query::Expr,
 };
 use std::sync::Arc;
 use tokio::sync::Notify;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Outbox origin of the collector's rows.
@@ -52,9 +54,18 @@ impl Handler for Collector {
             Ok(f) => f,
             Err(e) => return Disposition::Park(redact(&format!("malformed_body: {e}"))),
         };
-        let span = tracing::info_span!("collect", application_id = %finding.application_id, department = %finding.department);
+        let traceparent = trace::child(msg.header(headers::TRACEPARENT).as_deref(), finding.application_id);
+        let span = tracing::info_span!(
+            "collect",
+            application_id = %finding.application_id,
+            department = %finding.department,
+            trace_id = trace::trace_id(&traceparent).unwrap_or_default(),
+        );
+        let result = self
+            .store_committed(finding, &traceparent)
+            .instrument(span.clone())
+            .await;
         let _enter = span.enter();
-        let result = self.store_committed(finding).await;
         match result {
             Ok(Stored::UnknownApplication) => {
                 Disposition::Park("unknown_application: no application has this id".into())
@@ -78,14 +89,14 @@ impl Handler for Collector {
 }
 
 impl Collector {
-    async fn store_committed(&self, finding: Finding) -> Result<Stored, DbErr> {
+    async fn store_committed(&self, finding: Finding, traceparent: &str) -> Result<Stored, DbErr> {
         let txn = self.db.begin().await?;
-        let stored = self.store(&txn, finding).await?;
+        let stored = self.store(&txn, finding, traceparent).await?;
         txn.commit().await?;
         Ok(stored)
     }
 
-    async fn store(&self, txn: &DatabaseTransaction, finding: Finding) -> Result<Stored, DbErr> {
+    async fn store(&self, txn: &DatabaseTransaction, finding: Finding, traceparent: &str) -> Result<Stored, DbErr> {
         let now = chrono::Utc::now();
         // Touch the application first: this takes its row lock on PostgreSQL and the write
         // lock on SQLite, so findings of one application are stored one at a time and the
@@ -106,10 +117,7 @@ impl Collector {
             received_at: Set(now),
             ..Default::default()
         })
-        .on_conflict_do_nothing_on([
-            findings::Column::ApplicationId,
-            findings::Column::Department,
-        ])
+        .on_conflict_do_nothing_on([findings::Column::ApplicationId, findings::Column::Department])
         .exec_without_returning(txn)
         .await?;
 
@@ -125,8 +133,8 @@ impl Collector {
             .one(txn)
             .await?
             .ok_or_else(|| DbErr::RecordNotFound("application".into()))?;
-        let application: Application = serde_json::from_value(app_row.payload.clone())
-            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        let application: Application =
+            serde_json::from_value(app_row.payload.clone()).map_err(|e| DbErr::Custom(e.to_string()))?;
         let stored: Vec<Finding> = findings::Entity::find()
             .filter(findings::Column::ApplicationId.eq(finding.application_id))
             .all(txn)
@@ -142,7 +150,7 @@ impl Collector {
         if !complete {
             return Ok(Stored::Waiting);
         }
-        self.decide(txn, &app_row, &application, &stored, now)
+        self.decide(txn, &app_row, &application, &stored, now, traceparent)
             .await
             .map(Stored::Decided)
     }
@@ -154,6 +162,7 @@ impl Collector {
         application: &Application,
         findings: &[Finding],
         now: chrono::DateTime<chrono::Utc>,
+        traceparent: &str,
     ) -> Result<DecisionOutcome, DbErr> {
         let decision = policy::decide(&self.policy, application, findings);
         let reference = app_row.reference.clone().unwrap_or_default();
@@ -183,8 +192,7 @@ impl Collector {
         let certificate_number = certificate.as_ref().map(|c| c.number.clone());
         if let Some(cert) = certificate {
             let signed = cert.sign(&self.key);
-            let document = String::from_utf8(signed.to_file_bytes())
-                .map_err(|e| DbErr::Custom(e.to_string()))?;
+            let document = String::from_utf8(signed.to_file_bytes()).map_err(|e| DbErr::Custom(e.to_string()))?;
             certificates::Entity::insert(certificates::ActiveModel {
                 number: Set(signed.certificate.number.clone()),
                 application_id: Set(app_row.id),
@@ -230,7 +238,10 @@ impl Collector {
             kind: kinds::DECISION_MADE.into(),
             message_id: Uuid::now_v7(),
             correlation_id: Some(app_row.id),
-            headers: vec![(headers::POLICY.into(), decision.policy_version.clone())],
+            headers: vec![
+                (headers::POLICY.into(), decision.policy_version.clone()),
+                (headers::TRACEPARENT.into(), trace::child(Some(traceparent), app_row.id)),
+            ],
             body,
         };
         outbox::enqueue(txn, ORIGIN, &msg).await?;

@@ -8,9 +8,11 @@ use prh_common::{
     department::Department,
     id_number::redact,
     policy::Policy,
+    trace,
 };
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub struct CheckHandler {
@@ -30,14 +32,25 @@ impl Handler for CheckHandler {
             Err(e) => return Disposition::Park(redact(&format!("malformed_body: {e}"))),
         };
         if request.subject.department() != self.department {
+            let got = request.subject.department();
             return Disposition::Park(format!(
-                "wrong_department: a {} request reached the {} pool",
-                request.subject.department(),
+                "wrong_department: a {got} request reached the {} pool",
                 self.department
             ));
         }
-        let span = tracing::info_span!("check", application_id = %request.application_id, department = %self.department);
-        let _enter = span.enter();
+        let traceparent = trace::child(msg.header(headers::TRACEPARENT).as_deref(), request.application_id);
+        let span = tracing::info_span!(
+            "check",
+            application_id = %request.application_id,
+            department = %self.department,
+            trace_id = trace::trace_id(&traceparent).unwrap_or_default(),
+        );
+        self.answer(request, traceparent, publisher).instrument(span).await
+    }
+}
+
+impl CheckHandler {
+    async fn answer(&self, request: CheckRequest, traceparent: String, publisher: &Publisher) -> Disposition {
         let answer = match departments::check(&self.registry, &request, &self.policy).await {
             Ok(a) => a,
             Err(e) => return Disposition::Retry(format!("registry: {}", redact(&e.to_string()))),
@@ -63,6 +76,7 @@ impl Handler for CheckHandler {
             headers: vec![
                 (headers::DEPARTMENT.into(), self.department.to_string()),
                 (headers::POLICY.into(), self.policy.version.clone()),
+                (headers::TRACEPARENT.into(), traceparent),
             ],
             body,
         };

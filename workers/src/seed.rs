@@ -14,8 +14,7 @@ use prh_common::{
 };
 use rand::{RngExt, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, Iterable,
-    PrimaryKeyToColumn,
+    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, Iterable, PrimaryKeyToColumn,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -53,16 +52,8 @@ const REJECTIONS: &[(&str, ReasonCode, &[Track])] = &[
     ("vehicle_exceeds", ReasonCode::VehicleExceeds, &Track::ALL),
     ("fraud_ban", ReasonCode::FraudBan, &Track::ALL),
     ("already_housed", ReasonCode::AlreadyHoused, &Track::ALL),
-    (
-        "spouse_not_declared",
-        ReasonCode::SpouseNotDeclared,
-        &Track::ALL,
-    ),
-    (
-        "hukou_too_recent",
-        ReasonCode::HukouTooRecent,
-        &[Track::LocalFamily],
-    ),
+    ("spouse_not_declared", ReasonCode::SpouseNotDeclared, &Track::ALL),
+    ("hukou_too_recent", ReasonCode::HukouTooRecent, &[Track::LocalFamily]),
     (
         "housing_area_exceeds",
         ReasonCode::HousingAreaExceeds,
@@ -91,18 +82,15 @@ const REJECTIONS: &[(&str, ReasonCode, &[Track])] = &[
 ];
 const REFERRALS: &[(&str, ReasonCode)] = &[
     ("record_not_found", ReasonCode::RecordNotFound),
-    (
-        "non_residential_property",
-        ReasonCode::NonResidentialProperty,
-    ),
+    ("non_residential_property", ReasonCode::NonResidentialProperty),
 ];
 
 const SURNAMES: &[&str] = &[
     "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "于", "丛", "毕", "林",
 ];
 const GIVEN: &[&str] = &[
-    "伟", "芳", "娜", "敏", "静", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超",
-    "秀英", "海燕", "建华", "志强",
+    "伟", "芳", "娜", "敏", "静", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英", "海燕",
+    "建华", "志强",
 ];
 const ELSEWHERE: &[&str] = &["370102", "370202", "370602", "410105", "230102", "220102"];
 
@@ -188,9 +176,7 @@ impl Generator {
                 .iter()
                 .filter(|(_, _, tracks)| tracks.contains(&track))
                 .collect();
-            let (name, reason, _) = **options
-                .choose(&mut self.rng)
-                .expect("every track has rejections");
+            let (name, reason, _) = **options.choose(&mut self.rng).expect("every track has rejections");
             (name, DecisionOutcome::Rejected, Some(reason))
         } else {
             let (name, reason) = *REFERRALS.choose(&mut self.rng).expect("non-empty");
@@ -199,34 +185,23 @@ impl Generator {
         self.build(track, scenario, expected, reason)
     }
 
-    fn build(
-        &mut self,
-        track: Track,
-        scenario: &str,
-        expected: DecisionOutcome,
-        reason: Option<ReasonCode>,
-    ) -> usize {
+    fn build(&mut self, track: Track, scenario: &str, expected: DecisionOutcome, reason: Option<ReasonCode>) -> usize {
         let today = self.today;
         let urban = ["371002", "371003"];
         let applicant_region = match track {
             Track::LocalFamily => urban[self.rng.random_range(0..2)].to_owned(),
             Track::NewEmployee if self.rng.random_bool(0.5) => "371082".to_owned(),
             Track::NewEmployee => urban[0].to_owned(),
-            Track::MigrantWorker => ELSEWHERE
-                .choose(&mut self.rng)
-                .unwrap_or(&"370102")
-                .to_string(),
+            Track::MigrantWorker => ELSEWHERE.choose(&mut self.rng).unwrap_or(&"370102").to_string(),
         };
         let (min_age, max_age) = match track {
             Track::NewEmployee => (23, 28),
             _ => (36, 55),
         };
         let with_spouse = scenario != "spouse_not_declared"
-            && self.rng.random_bool(if track == Track::NewEmployee {
-                0.3
-            } else {
-                0.7
-            });
+            && self
+                .rng
+                .random_bool(if track == Track::NewEmployee { 0.3 } else { 0.7 });
         let children = if track == Track::NewEmployee {
             0
         } else {
@@ -251,14 +226,9 @@ impl Generator {
                 });
             } else {
                 // Known to civil affairs as the applicant's spouse, but not on the form.
-                self.records.ca_persons.push(ca(
-                    &id,
-                    &name,
-                    "married",
-                    Some(&members[0].id),
-                    "none",
-                    0,
-                ));
+                self.records
+                    .ca_persons
+                    .push(ca(&id, &name, "married", Some(&members[0].id), "none", 0));
             }
         }
         for _ in 0..children {
@@ -278,11 +248,7 @@ impl Generator {
             3..=5 => "low_income",
             _ => "none",
         };
-        let category = if scenario == "income_exceeds" {
-            "none"
-        } else {
-            category
-        };
+        let category = if scenario == "income_exceeds" { "none" } else { category };
         let mut declared = 0;
         for (i, m) in members.iter().enumerate() {
             let adult = m.id.age_on(today) >= 18;
@@ -361,22 +327,13 @@ impl Generator {
             self.contributions(&applicant, months);
         }
         if track == Track::LocalFamily && self.rng.random_bool(0.4) {
-            let area = self
-                .rng
-                .random_range(20..=(15 * size).max(21))
-                .min(15 * size)
-                * 100;
-            self.records.nr_properties.push(home(
-                &applicant,
-                "residential",
-                area,
-                today - Days::new(4000),
-            ));
+            let area = self.rng.random_range(20..=(15 * size).max(21)).min(15 * size) * 100;
+            self.records
+                .nr_properties
+                .push(home(&applicant, "residential", area, today - Days::new(4000)));
         }
         if track == Track::NewEmployee {
-            let graduated =
-                NaiveDate::from_ymd_opt(today.year() - self.rng.random_range(1..4), 7, 1)
-                    .unwrap_or(today);
+            let graduated = NaiveDate::from_ymd_opt(today.year() - self.rng.random_range(1..4), 7, 1).unwrap_or(today);
             let level = ["college", "bachelor", "master"]
                 .choose(&mut self.rng)
                 .unwrap_or(&"bachelor")
@@ -402,10 +359,7 @@ impl Generator {
                     r.verified_monthly_income_fen = 358_000 * size + 50_000;
                 }
             }
-            "vehicle_exceeds" => self
-                .records
-                .ps_vehicles
-                .push(vehicle(&applicant, 26_000_000)),
+            "vehicle_exceeds" => self.records.ps_vehicles.push(vehicle(&applicant, 26_000_000)),
             "fraud_ban" => self.records.hs_bans.push(hs_bans::Model {
                 id: 0,
                 id_number: applicant.clone(),
@@ -429,9 +383,7 @@ impl Generator {
                 }
             }
             "housing_area_exceeds" => {
-                self.records
-                    .nr_properties
-                    .retain(|p| p.id_number != applicant);
+                self.records.nr_properties.retain(|p| p.id_number != applicant);
                 self.records.nr_properties.push(home(
                     &applicant,
                     "residential",
@@ -439,12 +391,11 @@ impl Generator {
                     today - Days::new(3000),
                 ));
             }
-            "owns_housing" => self.records.nr_properties.push(home(
-                &applicant,
-                "residential",
-                6_000,
-                today - Days::new(3000),
-            )),
+            "owns_housing" => {
+                self.records
+                    .nr_properties
+                    .push(home(&applicant, "residential", 6_000, today - Days::new(3000)))
+            }
             "not_recent_graduate" => {
                 if let Some(d) = self
                     .records
@@ -453,32 +404,23 @@ impl Generator {
                     .rev()
                     .find(|d| d.id_number == applicant)
                 {
-                    d.graduated_on =
-                        NaiveDate::from_ymd_opt(today.year() - 8, 7, 1).unwrap_or(d.graduated_on);
+                    d.graduated_on = NaiveDate::from_ymd_opt(today.year() - 8, 7, 1).unwrap_or(d.graduated_on);
                 }
             }
             "insurance_too_short" => {
-                self.records
-                    .hr_contributions
-                    .retain(|c| c.id_number != applicant);
+                self.records.hr_contributions.retain(|c| c.id_number != applicant);
                 self.contributions(&applicant, 3);
             }
             "no_residence_permit" => {
-                for p in self
-                    .records
-                    .ps_permits
-                    .iter_mut()
-                    .filter(|p| p.id_number == applicant)
-                {
+                for p in self.records.ps_permits.iter_mut().filter(|p| p.id_number == applicant) {
                     p.valid_until = today - Days::new(40);
                 }
             }
-            "non_residential_property" => self.records.nr_properties.push(home(
-                &applicant,
-                "non_residential",
-                8_000,
-                today - Days::new(2000),
-            )),
+            "non_residential_property" => {
+                self.records
+                    .nr_properties
+                    .push(home(&applicant, "non_residential", 8_000, today - Days::new(2000)))
+            }
             _ => {}
         }
 
@@ -490,10 +432,7 @@ impl Generator {
         let form = ApplicationForm {
             track: Some(track.as_str().into()),
             applicant: Some(person_form(&members[0], None)),
-            co_applicants: members[1..]
-                .iter()
-                .map(|m| person_form(m, Some(m.relation)))
-                .collect(),
+            co_applicants: members[1..].iter().map(|m| person_form(m, Some(m.relation))).collect(),
             declared_monthly_income_fen: Some(declared),
             benefit: Some(
                 if self.rng.random_bool(0.5) {
@@ -503,10 +442,7 @@ impl Generator {
                 }
                 .into(),
             ),
-            phone: Some(format!(
-                "138{:08}",
-                self.rng.random_range(0..100_000_000u32)
-            )),
+            phone: Some(format!("138{:08}", self.rng.random_range(0..100_000_000u32))),
             employer: (track != Track::LocalFamily).then(|| "威海市某某有限公司".to_owned()),
             consent: Some(true),
         };
@@ -563,12 +499,7 @@ fn vehicle(id: &str, value_fen: i64) -> ps_vehicles::Model {
     }
 }
 
-fn home(
-    id: &str,
-    usage: &str,
-    area_centi_sqm: i64,
-    acquired_on: NaiveDate,
-) -> nr_properties::Model {
+fn home(id: &str, usage: &str, area_centi_sqm: i64, acquired_on: NaiveDate) -> nr_properties::Model {
     nr_properties::Model {
         id: 0,
         id_number: id.into(),
@@ -594,68 +525,25 @@ pub async fn open_registries(
 }
 
 /// Writes generated records into each department's own registry, in chunks.
-pub async fn load(
-    records: Records,
-    registries: &BTreeMap<Department, DatabaseConnection>,
-) -> Result<(), DbErr> {
+pub async fn load(records: Records, registries: &BTreeMap<Department, DatabaseConnection>) -> Result<(), DbErr> {
     let db = |d: Department| {
         registries
             .get(&d)
             .ok_or_else(|| DbErr::Custom(format!("no registry connection for {d}")))
     };
-    insert::<ps_persons::ActiveModel, _>(
-        db(Department::PublicSecurity)?,
-        records.ps_persons,
-        false,
-    )
-    .await?;
-    insert::<ps_residence_permits::ActiveModel, _>(
-        db(Department::PublicSecurity)?,
-        records.ps_permits,
-        true,
-    )
-    .await?;
-    insert::<ps_vehicles::ActiveModel, _>(
-        db(Department::PublicSecurity)?,
-        records.ps_vehicles,
-        true,
-    )
-    .await?;
-    insert::<ca_persons::ActiveModel, _>(db(Department::CivilAffairs)?, records.ca_persons, false)
-        .await?;
-    insert::<hr_persons::ActiveModel, _>(
-        db(Department::HumanResources)?,
-        records.hr_persons,
-        false,
-    )
-    .await?;
-    insert::<hr_contributions::ActiveModel, _>(
-        db(Department::HumanResources)?,
-        records.hr_contributions,
-        true,
-    )
-    .await?;
-    insert::<nr_persons::ActiveModel, _>(
-        db(Department::NaturalResources)?,
-        records.nr_persons,
-        false,
-    )
-    .await?;
-    insert::<nr_properties::ActiveModel, _>(
-        db(Department::NaturalResources)?,
-        records.nr_properties,
-        true,
-    )
-    .await?;
-    insert::<hs_persons::ActiveModel, _>(db(Department::Housing)?, records.hs_persons, false)
-        .await?;
-    insert::<hs_benefits::ActiveModel, _>(db(Department::Housing)?, records.hs_benefits, true)
-        .await?;
+    insert::<ps_persons::ActiveModel, _>(db(Department::PublicSecurity)?, records.ps_persons, false).await?;
+    insert::<ps_residence_permits::ActiveModel, _>(db(Department::PublicSecurity)?, records.ps_permits, true).await?;
+    insert::<ps_vehicles::ActiveModel, _>(db(Department::PublicSecurity)?, records.ps_vehicles, true).await?;
+    insert::<ca_persons::ActiveModel, _>(db(Department::CivilAffairs)?, records.ca_persons, false).await?;
+    insert::<hr_persons::ActiveModel, _>(db(Department::HumanResources)?, records.hr_persons, false).await?;
+    insert::<hr_contributions::ActiveModel, _>(db(Department::HumanResources)?, records.hr_contributions, true).await?;
+    insert::<nr_persons::ActiveModel, _>(db(Department::NaturalResources)?, records.nr_persons, false).await?;
+    insert::<nr_properties::ActiveModel, _>(db(Department::NaturalResources)?, records.nr_properties, true).await?;
+    insert::<hs_persons::ActiveModel, _>(db(Department::Housing)?, records.hs_persons, false).await?;
+    insert::<hs_benefits::ActiveModel, _>(db(Department::Housing)?, records.hs_benefits, true).await?;
     insert::<hs_bans::ActiveModel, _>(db(Department::Housing)?, records.hs_bans, true).await?;
-    insert::<ed_persons::ActiveModel, _>(db(Department::Education)?, records.ed_persons, false)
-        .await?;
-    insert::<ed_degrees::ActiveModel, _>(db(Department::Education)?, records.ed_degrees, true)
-        .await?;
+    insert::<ed_persons::ActiveModel, _>(db(Department::Education)?, records.ed_persons, false).await?;
+    insert::<ed_degrees::ActiveModel, _>(db(Department::Education)?, records.ed_degrees, true).await?;
     Ok(())
 }
 
@@ -666,10 +554,7 @@ where
     A: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send,
     <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
 {
-    let mut models: Vec<A> = rows
-        .into_iter()
-        .map(IntoActiveModel::into_active_model)
-        .collect();
+    let mut models: Vec<A> = rows.into_iter().map(IntoActiveModel::into_active_model).collect();
     if auto_id {
         for m in &mut models {
             if let Some(pk) = <A::Entity as EntityTrait>::PrimaryKey::iter().next() {

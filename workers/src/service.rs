@@ -11,8 +11,7 @@ use prh_common::{
     signing::AuthorityKey,
     store::{self, outbox::Relay},
 };
-use std::{sync::Arc, time::Duration};
-use tokio::sync::Notify;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// One department's pool: consumes `checks.<department>` and answers with findings.
@@ -23,8 +22,7 @@ pub async fn run_pool(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let registry = store::connect(&settings.registry_db(department)).await?;
-    let policy =
-        Arc::new(Policy::load(settings.policy.file.as_deref()).context("loading the policy")?);
+    let policy = Arc::new(Policy::load(settings.policy.file.as_deref()).context("loading the policy")?);
     let topology = settings.topology();
     let spec = ConsumerSpec {
         name: format!("pool-{department}"),
@@ -38,48 +36,22 @@ pub async fn run_pool(
         policy,
         topology: topology.clone(),
     });
-    consumer::run(
-        &settings.amqp.url,
-        &topology,
-        spec,
-        handler,
-        health,
-        shutdown,
-    )
-    .await;
+    consumer::run(&settings.amqp.url, &topology, spec, handler, health, shutdown).await;
     Ok(())
 }
 
 /// The collector with its outbox relay for decision events.
-pub async fn run_collector(
-    settings: Settings,
-    health: Health,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run_collector(settings: Settings, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
     let db = store::connect(&settings.pipeline_db()).await?;
-    let policy =
-        Arc::new(Policy::load(settings.policy.file.as_deref()).context("loading the policy")?);
+    let policy = Arc::new(Policy::load(settings.policy.file.as_deref()).context("loading the policy")?);
     let key_file = settings.key_file();
     let key = Arc::new(
-        AuthorityKey::load_or_generate(&key_file)
-            .with_context(|| format!("signing key {}", key_file.display()))?,
+        AuthorityKey::load_or_generate(&key_file).with_context(|| format!("signing key {}", key_file.display()))?,
     );
-    tracing::info!(
-        key_id = key.key_id(),
-        "certificates are signed with this key"
-    );
+    tracing::info!(key_id = key.key_id(), "certificates are signed with this key");
     let topology = settings.topology();
-    let notify = Arc::new(Notify::new());
-    let relay = Relay {
-        db: db.clone(),
-        origin: crate::collector::ORIGIN.into(),
-        amqp_url: settings.amqp.url.clone(),
-        topology: topology.clone(),
-        batch: settings.intake.relay_batch,
-        poll: Duration::from_millis(settings.intake.relay_poll_ms),
-        notify: notify.clone(),
-        health: health.clone(),
-    };
+    let relay = Relay::new(&settings, db.clone(), crate::collector::ORIGIN, health.clone());
+    let notify = relay.notifier();
     let relay_task = tokio::spawn(relay.run(shutdown.clone()));
     let handler = Arc::new(Collector {
         db,
@@ -95,15 +67,7 @@ pub async fn run_collector(
         prefetch: settings.collector.prefetch,
         concurrency: settings.collector.concurrency,
     };
-    consumer::run(
-        &settings.amqp.url,
-        &topology,
-        spec,
-        handler,
-        health,
-        shutdown,
-    )
-    .await;
+    consumer::run(&settings.amqp.url, &topology, spec, handler, health, shutdown).await;
     let _ = relay_task.await;
     Ok(())
 }

@@ -11,9 +11,7 @@ use futures_lite::StreamExt;
 use lapin::{
     Connection,
     message::Delivery,
-    options::{
-        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    },
+    options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions},
     types::FieldTable,
 };
 use std::{future::Future, sync::Arc, time::Duration};
@@ -34,11 +32,7 @@ pub enum Disposition {
 
 /// Handles one delivery. `publisher` belongs to the current connection.
 pub trait Handler: Send + Sync + 'static {
-    fn handle(
-        &self,
-        msg: Incoming<'_>,
-        publisher: &Publisher,
-    ) -> impl Future<Output = Disposition> + Send;
+    fn handle(&self, msg: Incoming<'_>, publisher: &Publisher) -> impl Future<Output = Disposition> + Send;
 }
 
 /// Which queue to consume and how hard.
@@ -67,11 +61,7 @@ pub async fn run<H: Handler>(
         let Some(conn) = connect(amqp_url, &spec.name, &shutdown).await else {
             break;
         };
-        match consume(
-            &conn, amqp_url, topology, &spec, &handler, &health, &shutdown,
-        )
-        .await
-        {
+        match consume(&conn, amqp_url, topology, &spec, &handler, &health, &shutdown).await {
             Ok(()) => tracing::info!(consumer = %spec.name, "consumer stopped"),
             Err(e) => {
                 tracing::warn!(consumer = %spec.name, error = %e, "consumer lost its connection; reconnecting")
@@ -96,9 +86,7 @@ async fn consume<H: Handler>(
 ) -> lapin::Result<()> {
     let channel = conn.create_channel().await?;
     topology.declare(&channel).await?;
-    channel
-        .basic_qos(spec.prefetch, BasicQosOptions::default())
-        .await?;
+    channel.basic_qos(spec.prefetch, BasicQosOptions::default()).await?;
     let publisher = Publisher::open(conn, &spec.name, amqp_url).await?;
     let tag = format!("{}-{}", spec.name, Uuid::now_v7());
     let mut consumer = channel
@@ -125,12 +113,8 @@ async fn consume<H: Handler>(
         };
         match next {
             Some(Ok(delivery)) => {
-                let (handler, publisher, topology, queue) = (
-                    handler.clone(),
-                    publisher.clone(),
-                    topology.clone(),
-                    spec.queue.clone(),
-                );
+                let (handler, publisher, topology, queue) =
+                    (handler.clone(), publisher.clone(), topology.clone(), spec.queue.clone());
                 in_flight.spawn(async move {
                     let _permit = permit;
                     process(delivery, handler.as_ref(), &publisher, &topology, &queue).await;
@@ -149,16 +133,14 @@ async fn consume<H: Handler>(
     }
     // Finish what was taken before giving the channel up, so nothing is half done.
     while in_flight.join_next().await.is_some() {}
+    if outcome.is_ok() {
+        let _ = publisher.channel().close(200, "bye".into()).await;
+        let _ = channel.close(200, "bye".into()).await;
+    }
     outcome
 }
 
-async fn process<H: Handler>(
-    delivery: Delivery,
-    handler: &H,
-    publisher: &Publisher,
-    topology: &Topology,
-    queue: &str,
-) {
+async fn process<H: Handler>(delivery: Delivery, handler: &H, publisher: &Publisher, topology: &Topology, queue: &str) {
     let delivery_count = header_u64(&delivery.properties, "x-delivery-count").unwrap_or(0);
     let incoming = Incoming {
         body: &delivery.data,
@@ -186,8 +168,8 @@ async fn process<H: Handler>(
         }
         Disposition::Retry(reason) => {
             // Back off before handing the message back: 100 ms doubling to 5 s.
-            let pause = Duration::from_millis(100u64.saturating_mul(1 << delivery_count.min(6)))
-                .min(Duration::from_secs(5));
+            let pause =
+                Duration::from_millis(100u64.saturating_mul(1 << delivery_count.min(6))).min(Duration::from_secs(5));
             tracing::warn!(queue, reason = %reason, attempt = delivery_count + 1, ?pause, "transient failure; will retry");
             tokio::time::sleep(pause).await;
             delivery
@@ -213,33 +195,33 @@ async fn park(
     reason: &str,
 ) -> Result<(), super::PublishError> {
     let props = &delivery.properties;
+    // Every header is kept (as text); the original contract version is kept under its own
+    // name, since the parked copy is re-published with this build's version.
     let mut headers_out: Vec<(String, String)> = props
         .headers()
         .as_ref()
         .map(|t| {
             t.inner()
                 .iter()
-                .filter(|(k, _)| k.as_str() != headers::SCHEMA)
-                .filter_map(|(k, _)| {
-                    super::message::header_str(props, k.as_str())
-                        .map(|v| (k.as_str().to_owned(), v))
+                .map(|(k, v)| {
+                    let name = if k.as_str() == headers::SCHEMA {
+                        headers::ORIGINAL_SCHEMA
+                    } else {
+                        k.as_str()
+                    };
+                    let text = super::message::header_str(props, k.as_str()).unwrap_or_else(|| format!("{v:?}"));
+                    (name.to_owned(), text)
                 })
                 .collect()
         })
         .unwrap_or_default();
     headers_out.push((headers::DEAD_REASON.to_owned(), reason.to_owned()));
     headers_out.push((headers::DEAD_QUEUE.to_owned(), queue.to_owned()));
-    let parse_uuid = |v: &Option<lapin::types::ShortString>| {
-        v.as_ref().and_then(|s| Uuid::parse_str(s.as_str()).ok())
-    };
+    let parse_uuid = |v: &Option<lapin::types::ShortString>| v.as_ref().and_then(|s| Uuid::parse_str(s.as_str()).ok());
     let msg = Outgoing {
         exchange: topology.dead_exchange(),
         routing_key: queue.to_owned(),
-        kind: props
-            .kind()
-            .as_ref()
-            .map(|k| k.as_str().to_owned())
-            .unwrap_or_default(),
+        kind: props.kind().as_ref().map(|k| k.as_str().to_owned()).unwrap_or_default(),
         message_id: parse_uuid(props.message_id()).unwrap_or_else(Uuid::now_v7),
         correlation_id: parse_uuid(props.correlation_id()),
         headers: headers_out,

@@ -24,17 +24,11 @@ impl Health {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.components
-            .lock()
-            .map(|m| m.values().all(|r| *r))
-            .unwrap_or(false)
+        self.components.lock().map(|m| m.values().all(|r| *r)).unwrap_or(false)
     }
 
     /// Each component and whether it is ready, for `/readyz`.
     pub fn snapshot(&self) -> BTreeMap<String, bool> {
-        self.components
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_default()
+        self.components.lock().map(|m| m.clone()).unwrap_or_default()
     }
 }

@@ -25,10 +25,7 @@ pub struct Outgoing {
 impl Outgoing {
     pub(crate) fn properties(&self, app_id: &str, user_id: Option<&str>) -> BasicProperties {
         let mut table = FieldTable::default();
-        table.insert(
-            headers::SCHEMA.into(),
-            AMQPValue::LongString(SCHEMA_VERSION.into()),
-        );
+        table.insert(headers::SCHEMA.into(), AMQPValue::LongString(SCHEMA_VERSION.into()));
         for (k, v) in &self.headers {
             table.insert(k.as_str().into(), AMQPValue::LongString(v.as_str().into()));
         }
@@ -65,10 +62,7 @@ impl Incoming<'_> {
     }
 
     pub fn message_id(&self) -> Option<&str> {
-        self.properties
-            .message_id()
-            .as_ref()
-            .map(ShortString::as_str)
+        self.properties.message_id().as_ref().map(ShortString::as_str)
     }
 
     /// Refuses any contract version but this build's. A missing header counts as the

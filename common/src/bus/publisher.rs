@@ -30,15 +30,9 @@ pub struct Publisher {
 impl Publisher {
     /// Opens a channel in confirm mode. `app_id` names the component; `user_id` is set to
     /// the broker login so that consumers can rely on it (RabbitMQ validates it).
-    pub async fn open(
-        conn: &Connection,
-        app_id: &str,
-        amqp_url: &str,
-    ) -> Result<Self, lapin::Error> {
+    pub async fn open(conn: &Connection, app_id: &str, amqp_url: &str) -> Result<Self, lapin::Error> {
         let channel = conn.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
         Ok(Self {
             channel,
             app_id: app_id.to_owned(),
@@ -92,9 +86,7 @@ impl Publisher {
 fn settle(confirmation: Confirmation) -> Result<(), PublishError> {
     match confirmation {
         Confirmation::Ack(None) => Ok(()),
-        Confirmation::Ack(Some(returned)) => {
-            Err(PublishError::Returned(returned.reply_text.to_string()))
-        }
+        Confirmation::Ack(Some(returned)) => Err(PublishError::Returned(returned.reply_text.to_string())),
         Confirmation::Nack(_) => Err(PublishError::Nacked),
         Confirmation::NotRequested => Err(PublishError::Unconfirmed),
     }

@@ -6,8 +6,7 @@ use crate::department::Department;
 use lapin::{
     Channel, ExchangeKind,
     options::{
-        ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
-        QueueDeleteOptions,
+        ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
     },
     types::{AMQPValue, FieldTable},
 };
@@ -67,19 +66,13 @@ impl Topology {
     }
     /// The parking queue of `queue`.
     pub fn dead_queue(&self, queue: &str) -> String {
-        let suffix = queue
-            .strip_prefix(&format!("{}.", self.prefix))
-            .unwrap_or(queue);
+        let suffix = queue.strip_prefix(&format!("{}.", self.prefix)).unwrap_or(queue);
         self.name(&format!("dead.{suffix}"))
     }
 
     /// Every work queue: each has a parking queue.
     pub fn work_queues(&self) -> Vec<String> {
-        let mut queues = vec![
-            self.intake_queue(),
-            self.collector_queue(),
-            self.decisions_queue(),
-        ];
+        let mut queues = vec![self.intake_queue(), self.collector_queue(), self.decisions_queue()];
         queues.extend(Department::ALL.iter().map(|&d| self.check_queue(d)));
         queues
     }
@@ -108,11 +101,7 @@ impl Topology {
                 self.intake_exchange(),
                 INTAKE_ROUTING_KEY.to_owned(),
             ),
-            (
-                self.collector_queue(),
-                self.findings_exchange(),
-                "finding.*".to_owned(),
-            ),
+            (self.collector_queue(), self.findings_exchange(), "finding.*".to_owned()),
             (
                 self.decisions_queue(),
                 self.decisions_exchange(),
@@ -120,11 +109,7 @@ impl Topology {
             ),
         ];
         for d in Department::ALL {
-            bindings.push((
-                self.check_queue(d),
-                self.checks_exchange(),
-                d.as_str().to_owned(),
-            ));
+            bindings.push((self.check_queue(d), self.checks_exchange(), d.as_str().to_owned()));
         }
         for (queue, exchange, key) in bindings {
             self.declare_work_queue(ch, &queue).await?;
@@ -142,12 +127,8 @@ impl Topology {
 
     async fn declare_work_queue(&self, ch: &Channel, queue: &str) -> lapin::Result<()> {
         let dead = self.dead_queue(queue);
-        ch.queue_declare(
-            dead.as_str().into(),
-            QueueDeclareOptions::durable(),
-            quorum_args(),
-        )
-        .await?;
+        ch.queue_declare(dead.as_str().into(), QueueDeclareOptions::durable(), quorum_args())
+            .await?;
         ch.queue_bind(
             dead.as_str().into(),
             self.dead_exchange().as_str().into(),
@@ -166,20 +147,14 @@ impl Topology {
             "x-dead-letter-exchange".into(),
             AMQPValue::LongString(self.dead_exchange().as_str().into()),
         );
-        args.insert(
-            "x-dead-letter-routing-key".into(),
-            AMQPValue::LongString(queue.into()),
-        );
+        args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(queue.into()));
         // At-least-once dead-lettering: the broker keeps a message until the parking queue
         // confirms it. It requires reject-publish overflow.
         args.insert(
             "x-dead-letter-strategy".into(),
             AMQPValue::LongString("at-least-once".into()),
         );
-        args.insert(
-            "x-overflow".into(),
-            AMQPValue::LongString("reject-publish".into()),
-        );
+        args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
         ch.queue_declare(queue.into(), QueueDeclareOptions::durable(), args)
             .await?;
         Ok(())
@@ -190,11 +165,8 @@ impl Topology {
         for queue in self.work_queues() {
             ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await?;
-            ch.queue_delete(
-                self.dead_queue(&queue).as_str().into(),
-                QueueDeleteOptions::default(),
-            )
-            .await?;
+            ch.queue_delete(self.dead_queue(&queue).as_str().into(), QueueDeleteOptions::default())
+                .await?;
         }
         for ex in [
             self.intake_exchange(),
@@ -212,10 +184,7 @@ impl Topology {
 
 fn quorum_args() -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
+    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
     args
 }
 

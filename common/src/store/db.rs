@@ -27,8 +27,7 @@ pub async fn connect(db: &ResolvedDb) -> Result<DatabaseConnection, DbOpenError>
         .idle_timeout(Duration::from_secs(300))
         .sqlx_logging(false);
     if db.is_sqlite() {
-        if let Some(dir) = sqlite_path(&db.url)
-            .and_then(|p| std::path::Path::new(p).parent().map(|d| d.to_owned()))
+        if let Some(dir) = sqlite_path(&db.url).and_then(|p| std::path::Path::new(p).parent().map(|d| d.to_owned()))
             && !dir.as_os_str().is_empty()
         {
             std::fs::create_dir_all(&dir).map_err(|source| DbOpenError::Folder {
@@ -51,11 +50,7 @@ pub async fn connect(db: &ResolvedDb) -> Result<DatabaseConnection, DbOpenError>
             .max_connections(db.max_connections.unwrap_or(10))
             .min_connections(1);
         if let Some(schema) = &db.schema {
-            if !schema
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                || schema.is_empty()
-            {
+            if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || schema.is_empty() {
                 return Err(DbOpenError::SchemaName(schema.clone()));
             }
             let admin = Database::connect(&db.url).await.map_err(open_err)?;
@@ -74,9 +69,7 @@ pub async fn connect(db: &ResolvedDb) -> Result<DatabaseConnection, DbOpenError>
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     Some(rest.split('?').next().unwrap_or(rest))
 }
 

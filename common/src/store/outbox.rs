@@ -4,8 +4,8 @@
 
 use crate::bus::{Health, Outgoing, Publisher, Topology, connect};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, sea_query::Expr,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    sea_query::Expr,
 };
 use std::{sync::Arc, time::Duration};
 use tokio::sync::Notify;
@@ -41,13 +41,8 @@ pub mod entity {
 }
 
 /// Adds `msg` to the outbox inside the caller's transaction.
-pub async fn enqueue<C: ConnectionTrait>(
-    db: &C,
-    origin: &str,
-    msg: &Outgoing,
-) -> Result<(), DbErr> {
-    let body = String::from_utf8(msg.body.clone())
-        .map_err(|_| DbErr::Custom("outbox bodies are JSON text".into()))?;
+pub async fn enqueue<C: ConnectionTrait>(db: &C, origin: &str, msg: &Outgoing) -> Result<(), DbErr> {
+    let body = String::from_utf8(msg.body.clone()).map_err(|_| DbErr::Custom("outbox bodies are JSON text".into()))?;
     let headers = serde_json::to_value(&msg.headers).map_err(|e| DbErr::Custom(e.to_string()))?;
     entity::Entity::insert(entity::ActiveModel {
         origin: Set(origin.to_owned()),
@@ -103,6 +98,21 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// A relay for `origin`'s rows, configured from `settings` (batch size, poll interval,
+    /// broker and topology).
+    pub fn new(settings: &crate::config::Settings, db: DatabaseConnection, origin: &str, health: Health) -> Self {
+        Self {
+            db,
+            origin: origin.to_owned(),
+            amqp_url: settings.amqp.url.clone(),
+            topology: settings.topology(),
+            batch: settings.intake.relay_batch,
+            poll: Duration::from_millis(settings.intake.relay_poll_ms),
+            notify: Arc::new(Notify::new()),
+            health,
+        }
+    }
+
     pub fn notifier(&self) -> Arc<Notify> {
         self.notify.clone()
     }

@@ -120,15 +120,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            "certificates",
-            "decisions",
-            "findings",
-            "outbox",
-            "applications",
-        ] {
-            m.drop_table(Table::drop().table(table).if_exists().to_owned())
-                .await?;
+        for table in ["certificates", "decisions", "findings", "outbox", "applications"] {
+            m.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
         }
         Ok(())
     }

@@ -94,11 +94,7 @@ fn persons(table: &'static str) -> TableCreateStatement {
 }
 
 /// A table of records about persons, with an index on the ID number.
-async fn records(
-    m: &SchemaManager<'_>,
-    mut table: TableCreateStatement,
-    name: &'static str,
-) -> Result<(), DbErr> {
+async fn records(m: &SchemaManager<'_>, mut table: TableCreateStatement, name: &'static str) -> Result<(), DbErr> {
     m.create_table(
         table
             .table(name)
@@ -203,28 +199,17 @@ async fn housing(m: &SchemaManager<'_>) -> Result<(), DbErr> {
     m.create_table(persons("hs_persons")).await?;
     records(
         m,
-        Table::create()
-            .col(string("kind"))
-            .col(boolean("active"))
-            .to_owned(),
+        Table::create().col(string("kind")).col(boolean("active")).to_owned(),
         "hs_benefits",
     )
     .await?;
     records(
         m,
-        Table::create()
-            .col(string("kind"))
-            .col(date("purchased_on"))
-            .to_owned(),
+        Table::create().col(string("kind")).col(date("purchased_on")).to_owned(),
         "hs_purchases",
     )
     .await?;
-    records(
-        m,
-        Table::create().col(date("imposed_on")).to_owned(),
-        "hs_bans",
-    )
-    .await?;
+    records(m, Table::create().col(date("imposed_on")).to_owned(), "hs_bans").await?;
     records(
         m,
         Table::create()

@@ -12,11 +12,7 @@ use prh_common::{
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use std::collections::HashMap;
 
-pub async fn check(
-    db: &DatabaseConnection,
-    ctx: &Context<'_>,
-    persons: &[NamedPerson],
-) -> Result<Answer, DbErr> {
+pub async fn check(db: &DatabaseConnection, ctx: &Context<'_>, persons: &[NamedPerson]) -> Result<Answer, DbErr> {
     let ids: Vec<&str> = persons.iter().map(|p| p.id_number.expose()).collect();
     let records: HashMap<String, ca_persons::Model> = ca_persons::Entity::find()
         .filter(ca_persons::Column::IdNumber.is_in(ids))
@@ -37,11 +33,7 @@ pub fn category_of(text: &str) -> AssistanceCategory {
     }
 }
 
-fn evaluate(
-    ctx: &Context<'_>,
-    persons: &[NamedPerson],
-    records: &HashMap<String, ca_persons::Model>,
-) -> Answer {
+fn evaluate(ctx: &Context<'_>, persons: &[NamedPerson], records: &HashMap<String, ca_persons::Model>) -> Answer {
     let p = ctx.policy;
     let size = persons.len() as i64;
     let missing: Vec<String> = persons
@@ -49,15 +41,12 @@ fn evaluate(
         .filter(|x| !records.contains_key(x.id_number.expose()))
         .map(|x| x.id_number.masked())
         .collect();
-    let applicant = persons
-        .first()
-        .and_then(|a| records.get(a.id_number.expose()));
+    let applicant = persons.first().and_then(|a| records.get(a.id_number.expose()));
     let category = applicant
         .map(|r| category_of(&r.assistance_category))
         .unwrap_or(AssistanceCategory::None);
 
-    let marriage_threshold =
-        "a married applicant lists the registered spouse, and nobody else as spouse".to_owned();
+    let marriage_threshold = "a married applicant lists the registered spouse, and nobody else as spouse".to_owned();
     let marriage = match applicant {
         None => combine(
             C::CaMarriage,
@@ -70,29 +59,17 @@ fn evaluate(
             let registered = (r.marital_status == "married")
                 .then_some(r.spouse_id_number.as_deref())
                 .flatten();
-            let listed: Vec<&NamedPerson> = persons
-                .iter()
-                .filter(|x| x.relation == Relation::Spouse)
-                .collect();
+            let listed: Vec<&NamedPerson> = persons.iter().filter(|x| x.relation == Relation::Spouse).collect();
             let mut failures = Vec::new();
             if let Some(spouse) = registered
                 && !listed.iter().any(|x| x.id_number.expose() == spouse)
             {
-                failures.push((
-                    R::SpouseNotDeclared,
-                    "the registered spouse is not listed".to_owned(),
-                ));
+                failures.push((R::SpouseNotDeclared, "the registered spouse is not listed".to_owned()));
             }
-            for x in listed
-                .iter()
-                .filter(|x| Some(x.id_number.expose()) != registered)
-            {
+            for x in listed.iter().filter(|x| Some(x.id_number.expose()) != registered) {
                 failures.push((
                     R::SpouseMismatch,
-                    format!(
-                        "{} listed as spouse is not the registered spouse",
-                        x.id_number.masked()
-                    ),
+                    format!("{} listed as spouse is not the registered spouse", x.id_number.masked()),
                 ));
             }
             combine(
@@ -110,14 +87,8 @@ fn evaluate(
         .filter_map(|x| records.get(x.id_number.expose()))
         .map(|r| Fen(r.verified_monthly_income_fen))
         .sum();
-    let income_threshold = format!(
-        "at most {} per person per month (特困/低保 exempt)",
-        p.income_limit_fen
-    );
-    let income_observed = format!(
-        "{income} for {size} person(s), category {}",
-        category.as_str()
-    );
+    let income_threshold = format!("at most {} per person per month (特困/低保 exempt)", p.income_limit_fen);
+    let income_observed = format!("{income} for {size} person(s), category {}", category.as_str());
     let income_failures = if !category.is_assisted() && income.0 > p.income_limit_fen.0 * size {
         vec![(R::IncomeExceeds, income_observed.clone())]
     } else {
@@ -303,9 +274,6 @@ mod tests {
             ),
         ]);
         let got = evaluate(&ctx, &persons, &records);
-        assert_eq!(
-            got.criteria[0].reasons,
-            vec![R::SpouseNotDeclared, R::SpouseMismatch]
-        );
+        assert_eq!(got.criteria[0].reasons, vec![R::SpouseNotDeclared, R::SpouseMismatch]);
     }
 }

@@ -12,17 +12,9 @@ use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 /// Degree levels from lowest to highest; college (大专) and above count.
 const LEVELS: [&str; 5] = ["vocational", "college", "bachelor", "master", "doctor"];
 
-pub async fn check(
-    db: &DatabaseConnection,
-    ctx: &Context<'_>,
-    applicant: &NamedApplicant,
-) -> Result<Answer, DbErr> {
+pub async fn check(db: &DatabaseConnection, ctx: &Context<'_>, applicant: &NamedApplicant) -> Result<Answer, DbErr> {
     let id = applicant.id_number.expose();
-    if ed_persons::Entity::find_by_id(id.to_owned())
-        .one(db)
-        .await?
-        .is_none()
-    {
+    if ed_persons::Entity::find_by_id(id.to_owned()).one(db).await?.is_none() {
         let who = applicant.id_number.masked();
         let result = combine(C::EdGraduate, vec![], &[who], String::new(), String::new());
         return Ok(Answer {
@@ -47,9 +39,7 @@ fn rank(level: &str) -> usize {
 fn evaluate(ctx: &Context<'_>, degrees: &[ed_degrees::Model]) -> CriterionResult {
     let since = years_before(ctx.date, ctx.policy.graduate_within_years);
     let threshold = format!("大专 or above, graduated after {since}");
-    let highest = degrees
-        .iter()
-        .max_by_key(|d| (rank(&d.level), d.graduated_on));
+    let highest = degrees.iter().max_by_key(|d| (rank(&d.level), d.graduated_on));
     match highest {
         Some(d) if rank(&d.level) >= 1 && d.graduated_on > since && d.graduated_on <= ctx.date => {
             CriterionResult::pass(
@@ -64,12 +54,7 @@ fn evaluate(ctx: &Context<'_>, degrees: &[ed_degrees::Model]) -> CriterionResult
             format!("{} graduated {}", d.level, d.graduated_on),
             threshold,
         ),
-        None => CriterionResult::fail(
-            C::EdGraduate,
-            vec![R::NotRecentGraduate],
-            "no degree",
-            threshold,
-        ),
+        None => CriterionResult::fail(C::EdGraduate, vec![R::NotRecentGraduate], "no degree", threshold),
     }
 }
 
@@ -98,10 +83,7 @@ mod tests {
             (vec![degree("college", d(2021, 11, 26))], Outcome::Fail),
             (vec![degree("vocational", d(2025, 7, 1))], Outcome::Fail),
             (
-                vec![
-                    degree("bachelor", d(2015, 7, 1)),
-                    degree("master", d(2024, 7, 1)),
-                ],
+                vec![degree("bachelor", d(2015, 7, 1)), degree("master", d(2024, 7, 1))],
                 Outcome::Pass,
             ),
             (vec![degree("master", d(2026, 11, 27))], Outcome::Fail),

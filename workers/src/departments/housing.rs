@@ -80,12 +80,7 @@ pub async fn check(
         C::HsBenefit,
         benefits
             .iter()
-            .map(|b| {
-                (
-                    R::AlreadyHoused,
-                    format!("{} holds {}", masked(&b.id_number), b.kind),
-                )
-            })
+            .map(|b| (R::AlreadyHoused, format!("{} holds {}", masked(&b.id_number), b.kind)))
             .collect(),
         &missing,
         "no public housing or rent subsidy".into(),

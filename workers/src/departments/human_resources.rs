@@ -19,23 +19,12 @@ pub async fn check(
     track: Track,
 ) -> Result<Answer, DbErr> {
     let id = applicant.id_number.expose();
-    let known = hr_persons::Entity::find_by_id(id.to_owned())
-        .one(db)
-        .await?
-        .is_some();
+    let known = hr_persons::Entity::find_by_id(id.to_owned()).one(db).await?.is_some();
     if !known {
         let who = applicant.id_number.masked();
         let criteria = [C::HrEmployed, C::HrInsurance]
             .into_iter()
-            .map(|c| {
-                combine(
-                    c,
-                    vec![],
-                    std::slice::from_ref(&who),
-                    String::new(),
-                    String::new(),
-                )
-            })
+            .map(|c| combine(c, vec![], std::slice::from_ref(&who), String::new(), String::new()))
             .collect();
         return Ok(Answer {
             criteria,
@@ -59,16 +48,10 @@ pub async fn check(
 
 /// `paid`: months paid on time (back-paid months already removed), none after the
 /// application month.
-fn evaluate(
-    ctx: &Context<'_>,
-    paid: &BTreeSet<i32>,
-    month: i32,
-    track: Track,
-) -> Vec<CriterionResult> {
+fn evaluate(ctx: &Context<'_>, paid: &BTreeSet<i32>, month: i32, track: Track) -> Vec<CriterionResult> {
     let p = ctx.policy;
     let before = previous_month(month);
-    let employed_threshold =
-        "a contribution in the application month or the month before".to_owned();
+    let employed_threshold = "a contribution in the application month or the month before".to_owned();
     let employed = if paid.contains(&month) || paid.contains(&before) {
         CriterionResult::pass(C::HrEmployed, "contributing now", employed_threshold)
     } else {
@@ -104,12 +87,7 @@ fn evaluate(
     let insurance = if ok {
         CriterionResult::pass(C::HrInsurance, observed, threshold)
     } else {
-        CriterionResult::fail(
-            C::HrInsurance,
-            vec![R::InsuranceTooShort],
-            observed,
-            threshold,
-        )
+        CriterionResult::fail(C::HrInsurance, vec![R::InsuranceTooShort], observed, threshold)
     };
     vec![employed, insurance]
 }
@@ -140,42 +118,12 @@ mod tests {
         };
         // (paid months, track, expected EMPLOYED, expected INSURANCE)
         let cases: Vec<(Vec<i32>, Track, Outcome, Outcome)> = vec![
-            (
-                run(202611, 6),
-                Track::NewEmployee,
-                Outcome::Pass,
-                Outcome::Pass,
-            ),
-            (
-                run(202610, 6),
-                Track::NewEmployee,
-                Outcome::Pass,
-                Outcome::Pass,
-            ),
-            (
-                run(202611, 5),
-                Track::NewEmployee,
-                Outcome::Pass,
-                Outcome::Fail,
-            ),
-            (
-                run(202609, 24),
-                Track::NewEmployee,
-                Outcome::Fail,
-                Outcome::Fail,
-            ),
-            (
-                run(202611, 12),
-                Track::MigrantWorker,
-                Outcome::Pass,
-                Outcome::Pass,
-            ),
-            (
-                run(202611, 11),
-                Track::MigrantWorker,
-                Outcome::Pass,
-                Outcome::Fail,
-            ),
+            (run(202611, 6), Track::NewEmployee, Outcome::Pass, Outcome::Pass),
+            (run(202610, 6), Track::NewEmployee, Outcome::Pass, Outcome::Pass),
+            (run(202611, 5), Track::NewEmployee, Outcome::Pass, Outcome::Fail),
+            (run(202609, 24), Track::NewEmployee, Outcome::Fail, Outcome::Fail),
+            (run(202611, 12), Track::MigrantWorker, Outcome::Pass, Outcome::Pass),
+            (run(202611, 11), Track::MigrantWorker, Outcome::Pass, Outcome::Fail),
             (
                 [run(202611, 3), run(202401, 33)].concat(),
                 Track::MigrantWorker,

@@ -31,11 +31,7 @@ pub struct Answer {
 
 /// Runs the department check the request's subject names, against that department's
 /// registry, and keeps only the criteria the request asks for.
-pub async fn check(
-    db: &DatabaseConnection,
-    request: &CheckRequest,
-    policy: &Policy,
-) -> Result<Answer, DbErr> {
+pub async fn check(db: &DatabaseConnection, request: &CheckRequest, policy: &Policy) -> Result<Answer, DbErr> {
     let ctx = Context {
         policy,
         date: request.application_date,
@@ -48,17 +44,11 @@ pub async fn check(
             application_month,
             ..
         } => human_resources::check(db, &ctx, applicant, *application_month, request.track).await?,
-        Subject::NaturalResources { id_numbers } => {
-            natural_resources::check(db, &ctx, id_numbers).await?
-        }
-        Subject::Housing { id_numbers } => {
-            housing::check(db, &ctx, id_numbers, request.application_id).await?
-        }
+        Subject::NaturalResources { id_numbers } => natural_resources::check(db, &ctx, id_numbers).await?,
+        Subject::Housing { id_numbers } => housing::check(db, &ctx, id_numbers, request.application_id).await?,
         Subject::Education { applicant } => education::check(db, &ctx, applicant).await?,
     };
-    answer
-        .criteria
-        .retain(|c| request.criteria.contains(&c.code));
+    answer.criteria.retain(|c| request.criteria.contains(&c.code));
     Ok(answer)
 }
 
@@ -78,11 +68,7 @@ fn combine(
                 reasons.push(*r);
             }
         }
-        let observed = failures
-            .into_iter()
-            .map(|(_, o)| o)
-            .collect::<Vec<_>>()
-            .join("; ");
+        let observed = failures.into_iter().map(|(_, o)| o).collect::<Vec<_>>().join("; ");
         CriterionResult::fail(code, reasons, observed, threshold)
     } else if !missing.is_empty() {
         CriterionResult::record_not_found(code, &missing.join(", "))

@@ -12,11 +12,7 @@ use prh_common::{
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
-pub async fn check(
-    db: &DatabaseConnection,
-    ctx: &Context<'_>,
-    ids: &[IdNumber],
-) -> Result<Answer, DbErr> {
+pub async fn check(db: &DatabaseConnection, ctx: &Context<'_>, ids: &[IdNumber]) -> Result<Answer, DbErr> {
     let raw: Vec<&str> = ids.iter().map(IdNumber::expose).collect();
     let known: Vec<String> = nr_persons::Entity::find()
         .filter(nr_persons::Column::IdNumber.is_in(raw.clone()))
@@ -37,21 +33,14 @@ pub async fn check(
     Ok(evaluate(ctx, ids.len(), &missing, &properties))
 }
 
-fn evaluate(
-    ctx: &Context<'_>,
-    size: usize,
-    missing: &[String],
-    properties: &[nr_properties::Model],
-) -> Answer {
+fn evaluate(ctx: &Context<'_>, size: usize, missing: &[String], properties: &[nr_properties::Model]) -> Answer {
     let p = ctx.policy;
     let since = years_before(ctx.date, p.look_back_years);
     let residential = |x: &&nr_properties::Model| x.usage == "residential";
     let held = |x: &&nr_properties::Model| x.transferred_on.is_none();
     let added_back = |x: &&nr_properties::Model| {
-        matches!(
-            x.transfer_cause.as_deref(),
-            Some("sale" | "gift" | "divorce")
-        ) && x.transferred_on.is_some_and(|d| d > since)
+        matches!(x.transfer_cause.as_deref(), Some("sale" | "gift" | "divorce"))
+            && x.transferred_on.is_some_and(|d| d > since)
     };
     let counted: Vec<&nr_properties::Model> = properties
         .iter()
@@ -76,13 +65,7 @@ fn evaluate(
     } else {
         vec![]
     };
-    let area = combine(
-        C::NrArea,
-        area_failures,
-        missing,
-        area_observed,
-        area_threshold,
-    );
+    let area = combine(C::NrArea, area_failures, missing, area_observed, area_threshold);
 
     let none_threshold = format!("no home owned, or transferred since {since}");
     let none_observed = format!("{} home(s) counted", counted.len());
@@ -91,13 +74,7 @@ fn evaluate(
     } else {
         vec![(R::OwnsHousing, none_observed.clone())]
     };
-    let none = combine(
-        C::NrNone,
-        none_failures,
-        missing,
-        none_observed,
-        none_threshold,
-    );
+    let none = combine(C::NrNone, none_failures, missing, none_observed, none_threshold);
 
     let shops = properties
         .iter()

@@ -12,11 +12,7 @@ use prh_common::{
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use std::collections::HashMap;
 
-pub async fn check(
-    db: &DatabaseConnection,
-    ctx: &Context<'_>,
-    persons: &[NamedPerson],
-) -> Result<Answer, DbErr> {
+pub async fn check(db: &DatabaseConnection, ctx: &Context<'_>, persons: &[NamedPerson]) -> Result<Answer, DbErr> {
     let ids: Vec<&str> = persons.iter().map(|p| p.id_number.expose()).collect();
     let records: HashMap<String, ps_persons::Model> = ps_persons::Entity::find()
         .filter(ps_persons::Column::IdNumber.is_in(ids.clone()))
@@ -82,12 +78,7 @@ fn evaluate(
 
     let deceased = found()
         .filter(|(_, r)| r.deceased)
-        .map(|(x, _)| {
-            (
-                R::PersonDeceased,
-                format!("{} recorded deceased", x.id_number.masked()),
-            )
-        })
+        .map(|(x, _)| (R::PersonDeceased, format!("{} recorded deceased", x.id_number.masked())))
         .collect();
     let alive = combine(
         C::PsAlive,
@@ -104,10 +95,7 @@ fn evaluate(
         _ => Vec::new(),
     };
     let since = years_before(ctx.date, p.hukou_min_years);
-    let hukou_threshold = format!(
-        "hukou in {} since {since} or earlier",
-        p.urban_regions.join("/")
-    );
+    let hukou_threshold = format!("hukou in {} since {since} or earlier", p.urban_regions.join("/"));
     let hukou = match applicant_record {
         Some(r) if !p.urban_regions.contains(&r.hukou_region) => CriterionResult::fail(
             C::PsHukou,
@@ -126,17 +114,10 @@ fn evaluate(
             format!("hukou in {} since {}", r.hukou_region, r.hukou_since),
             hukou_threshold,
         ),
-        None => combine(
-            C::PsHukou,
-            vec![],
-            &applicant_missing,
-            String::new(),
-            hukou_threshold,
-        ),
+        None => combine(C::PsHukou, vec![], &applicant_missing, String::new(), hukou_threshold),
     };
 
-    let residence_threshold =
-        "urban hukou, or a residence permit in the city valid on the application date".to_owned();
+    let residence_threshold = "urban hukou, or a residence permit in the city valid on the application date".to_owned();
     let residence = match applicant_record {
         Some(r) if p.urban_regions.contains(&r.hukou_region) => CriterionResult::pass(
             C::PsResidence,
@@ -168,31 +149,20 @@ fn evaluate(
         ),
     };
 
-    let counted: Vec<&ps_vehicles::Model> =
-        vehicles.iter().filter(|v| !v.disability_adapted).collect();
+    let counted: Vec<&ps_vehicles::Model> = vehicles.iter().filter(|v| !v.disability_adapted).collect();
     let max_value = counted.iter().map(|v| v.value_fen).max().unwrap_or(0);
     let vehicle_threshold = format!(
         "at most {} vehicle(s), each at most {}",
         p.vehicle_max_count, p.vehicle_max_value_fen
     );
-    let observed = format!(
-        "{} vehicle(s) counted, highest value {}",
-        counted.len(),
-        Fen(max_value)
-    );
+    let observed = format!("{} vehicle(s) counted, highest value {}", counted.len(), Fen(max_value));
     let over = counted.len() as u32 > p.vehicle_max_count || max_value > p.vehicle_max_value_fen.0;
     let vehicle_failures = if over {
         vec![(R::VehicleExceeds, observed.clone())]
     } else {
         vec![]
     };
-    let vehicle = combine(
-        C::PsVehicle,
-        vehicle_failures,
-        &missing,
-        observed,
-        vehicle_threshold,
-    );
+    let vehicle = combine(C::PsVehicle, vehicle_failures, &missing, observed, vehicle_threshold);
 
     vec![identity, alive, hukou, residence, vehicle]
 }
@@ -279,8 +249,7 @@ mod tests {
             ),
         ];
         for (region, since, cars, hukou, vehicles_outcome) in cases {
-            let records =
-                HashMap::from([(a.id_number.expose().to_owned(), record(&a, region, *since))]);
+            let records = HashMap::from([(a.id_number.expose().to_owned(), record(&a, region, *since))]);
             let cars: Vec<_> = cars.iter().map(|(y, ad)| vehicle(&a, *y, *ad)).collect();
             let got = evaluate(&ctx, std::slice::from_ref(&a), &records, &cars, &[]);
             assert_eq!(
@@ -325,10 +294,7 @@ mod tests {
             date: d(2026, 11, 26),
         };
         let a = person("37100219800101123");
-        let records = HashMap::from([(
-            a.id_number.expose().to_owned(),
-            record(&a, "371082", d(2000, 1, 1)),
-        )]);
+        let records = HashMap::from([(a.id_number.expose().to_owned(), record(&a, "371082", d(2000, 1, 1)))]);
         let permit = |until| ps_residence_permits::Model {
             id: 0,
             id_number: a.id_number.expose().into(),

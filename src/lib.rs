@@ -1,0 +1,4 @@
+//! The `prh` package's library side: wiring shared by the CLI and the end-to-end tests.
+//! No domain logic lives here; it only starts components the library crates provide.
+
+pub mod local;

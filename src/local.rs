@@ -1,0 +1,125 @@
+//! The whole pipeline in one process — intake, the six department pools and the collector
+//! as tasks — for `prh demo` and the end-to-end tests, plus the set-up they share.
+
+use anyhow::{Context, bail};
+use prh_common::{
+    bus::{Health, connect},
+    config::Settings,
+    department::Department,
+    store,
+};
+use prh_workers::seed::{Generator, SampleApplication};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Migrates every schema, seeds the registries with `households` synthetic households and
+/// returns their sample applications.
+pub async fn prepare(settings: &Settings, households: usize, seed: u64) -> anyhow::Result<Vec<SampleApplication>> {
+    let db = store::connect(&settings.pipeline_db()).await?;
+    prh_migrations::migrate_pipeline(&db)
+        .await
+        .context("migrating the pipeline schema")?;
+    let registries = prh_workers::seed::open_registries(settings)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let (records, samples) = Generator::new(seed, prh_common::china_today()).households(households);
+    prh_workers::seed::load(records, &registries)
+        .await
+        .context("seeding the registries")?;
+    Ok(samples)
+}
+
+/// Running components and the means to stop them.
+pub struct LocalPipeline {
+    /// Base URL of the intake API, e.g. `http://127.0.0.1:41234`.
+    pub base_url: String,
+    pub health: Health,
+    shutdown: CancellationToken,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+/// Components that report readiness: intake's relay and AMQP consumer, six pools, the
+/// collector and its relay.
+const COMPONENTS: usize = 10;
+
+impl LocalPipeline {
+    /// Starts every component on `settings`, with intake on a free loopback port, and
+    /// waits until all of them are connected.
+    pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
+        let shutdown = CancellationToken::new();
+        let health = Health::default();
+        let mut tasks = JoinSet::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        tasks.spawn(prh_producer::service::run(
+            settings.clone(),
+            listener,
+            health.clone(),
+            shutdown.clone(),
+        ));
+        for d in Department::ALL {
+            tasks.spawn(prh_workers::service::run_pool(
+                settings.clone(),
+                d,
+                health.clone(),
+                shutdown.clone(),
+            ));
+        }
+        tasks.spawn(prh_workers::service::run_collector(
+            settings.clone(),
+            health.clone(),
+            shutdown.clone(),
+        ));
+        let pipeline = Self {
+            base_url,
+            health,
+            shutdown,
+            tasks,
+        };
+
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !(pipeline.health.is_ready() && pipeline.health.snapshot().len() >= COMPONENTS) {
+            if Instant::now() > deadline {
+                let snapshot = pipeline.health.snapshot();
+                pipeline.stop().await.ok();
+                bail!(
+                    "components not ready after 60 s: {snapshot:?} (is RabbitMQ running at {}?)",
+                    settings.amqp.url
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(pipeline)
+    }
+
+    /// Stops every component, letting work in flight finish; returns the first failure.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let mut first_error = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
+            if let (Err(e), None) = (result, &first_error) {
+                first_error = Some(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Deletes the exchanges and queues of `settings.amqp.prefix` (throw-away topologies of
+/// the demo and the tests).
+pub async fn remove_topology(settings: &Settings) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    let connecting = connect(&settings.amqp.url, "prh-cleanup", &token);
+    let conn = tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .ok()
+        .flatten()
+        .context("cannot reach the broker to remove the topology")?;
+    let channel = conn.create_channel().await?;
+    settings.topology().delete(&channel).await?;
+    let _ = channel.close(200, "bye".into()).await;
+    let _ = conn.close(200, "bye".into()).await;
+    Ok(())
+}
