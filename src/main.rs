@@ -51,9 +51,14 @@ enum Command {
         /// Random seed; the same seed gives the same data.
         #[arg(long)]
         seed: Option<u64>,
-        /// Where to write the sample applications.
+        /// Where to write the sample applications (one JSON object a line: scenario,
+        /// expected outcome and reason, and the form).
         #[arg(long, default_value = "sample-applications.jsonl")]
         out: PathBuf,
+        /// Also write each form on its own, as `<DIR>/0001-<scenario>.json`, ready for
+        /// `prh submit`.
+        #[arg(long)]
+        forms_dir: Option<PathBuf>,
     },
     /// Submit an application form (JSON) to the intake API.
     Submit {
@@ -113,7 +118,12 @@ fn main() -> ExitCode {
             Command::Worker { department } => run::worker(settings, department).await,
             Command::Collector => run::collector(settings).await,
             Command::Migrate => run::migrate(&settings).await,
-            Command::Seed { citizens, seed, out } => run::seed(&settings, citizens, seed, &out).await,
+            Command::Seed {
+                citizens,
+                seed,
+                out,
+                forms_dir,
+            } => run::seed(&settings, citizens, seed, &out, forms_dir.as_deref()).await,
             Command::Submit { file, idempotency_key } => client::submit(&settings, &file, idempotency_key).await,
             Command::Status { id, json } => client::status(&settings, &id, json).await,
             Command::Verify { target, key } => client::verify(&settings, &target, key.as_deref()).await,

@@ -103,12 +103,19 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn seed(settings: &Settings, citizens: usize, seed: Option<u64>, out: &Path) -> anyhow::Result<ExitCode> {
+pub async fn seed(
+    settings: &Settings,
+    citizens: usize,
+    seed: Option<u64>,
+    out: &Path,
+    forms_dir: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let seed = seed.unwrap_or_else(|| chrono::Utc::now().timestamp_micros() as u64);
     let registries = prh_workers::seed::open_registries(settings)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     let (records, samples) = prh_workers::seed::Generator::new(seed, prh_common::china_today()).generate(citizens);
+    let persons = records.ps_persons.len();
     prh_workers::seed::load(records, &registries)
         .await
         .context("writing the registries")?;
@@ -118,11 +125,21 @@ pub async fn seed(settings: &Settings, citizens: usize, seed: Option<u64>, out: 
         lines.push('\n');
     }
     std::fs::write(out, lines).with_context(|| format!("writing {}", out.display()))?;
+    if let Some(dir) = forms_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (i, s) in samples.iter().enumerate() {
+            let path = dir.join(format!("{:04}-{}.json", i + 1, s.scenario));
+            std::fs::write(&path, serde_json::to_vec_pretty(&s.application)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
     println!(
-        "seeded {citizens}+ persons in {} households (seed {seed}); {} sample applications in {}",
+        "seeded {persons} persons in {} households (seed {seed}); sample applications in {}{}",
         samples.len(),
-        samples.len(),
-        out.display()
+        out.display(),
+        forms_dir
+            .map(|d| format!(", one form per file in {}", d.display()))
+            .unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -72,3 +72,175 @@ fn every_subcommand_has_help() {
         assert!(!out.stdout.is_empty());
     }
 }
+
+/// Child processes that are killed if the test fails half-way.
+struct Processes(Vec<std::process::Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Every component as its own process, configured only through PRH__ variables, driven
+/// with `prh submit`, `prh status` and `prh verify` as an operator would; SIGTERM stops
+/// each process cleanly.
+#[test]
+fn separate_processes_decide_what_prh_submit_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let prefix = format!("prh-cli-{}", std::process::id());
+    let env = |cmd: &mut Command| {
+        cmd.current_dir(dir.path())
+            .env("PRH__DATA_DIR", dir.path().join("data"))
+            .env("PRH__AMQP__PREFIX", &prefix)
+            .env("PRH__INTAKE__LISTEN", format!("127.0.0.1:{port}"))
+            .env("PRH__CLIENT__INTAKE_URL", format!("http://127.0.0.1:{port}"))
+            .env("PRH__INTAKE__RELAY_POLL_MS", "100")
+            .env("RUST_LOG", "warn");
+    };
+    let run = |args: &[&str]| {
+        let mut cmd = prh();
+        env(&mut cmd);
+        let out = cmd.args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, _, err) = run(&["migrate"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(&[
+        "seed",
+        "--citizens",
+        "25",
+        "--seed",
+        "11",
+        "--out",
+        "samples.jsonl",
+        "--forms-dir",
+        "forms",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+
+    let mut procs = Processes(Vec::new());
+    let mut spawn = |args: &[&str]| {
+        let mut cmd = prh();
+        env(&mut cmd);
+        procs.0.push(
+            cmd.args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    };
+    spawn(&["collector"]);
+    for d in [
+        "public_security",
+        "civil_affairs",
+        "human_resources",
+        "natural_resources",
+        "housing",
+        "education",
+    ] {
+        spawn(&["worker", "--department", d]);
+    }
+    spawn(&["intake"]);
+
+    let samples: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("samples.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut forms: Vec<_> = std::fs::read_dir(dir.path().join("forms"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    forms.sort();
+    assert_eq!(forms.len(), samples.len());
+
+    // Intake may still be starting: retry the first submission for a while.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut references = Vec::new();
+    for form in &forms {
+        let reference = loop {
+            let (code, out, err) = run(&["submit", form.to_str().unwrap()]);
+            if code == Some(0) {
+                break out.split_whitespace().nth(1).unwrap().to_owned();
+            }
+            assert!(std::time::Instant::now() < deadline, "submit kept failing: {out} {err}");
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        };
+        references.push(reference);
+    }
+    // Submitting the same file again is harmless: same reference.
+    let (_, again, _) = run(&["submit", forms[0].to_str().unwrap()]);
+    assert!(again.contains(&references[0]), "{again}");
+
+    for (reference, sample) in references.iter().zip(&samples) {
+        let view: serde_json::Value = loop {
+            let (code, out, err) = run(&["status", reference, "--json"]);
+            assert_eq!(code, Some(0), "{err}");
+            let view: serde_json::Value = serde_json::from_str(&out).unwrap();
+            if !view["decision"].is_null() {
+                break view;
+            }
+            assert!(
+                std::time::Instant::now() < deadline + std::time::Duration::from_secs(60),
+                "{reference} undecided: {view}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        assert_eq!(
+            view["status"], sample["expected"],
+            "{reference} ({}): {view}",
+            sample["scenario"]
+        );
+        let (_, text, _) = run(&["status", reference]);
+        assert!(text.contains("decision:") && text.contains("public_security"), "{text}");
+        if let Some(number) = view["certificate_number"].as_str() {
+            let (code, out, _) = run(&["verify", number]);
+            assert_eq!(code, Some(0), "{out}");
+            assert!(out.starts_with("VALID"), "{out}");
+        }
+    }
+    let (code, out, _) = run(&["verify", "WHZG-2026-999999"]);
+    assert_eq!(code, Some(1), "{out}");
+
+    // SIGTERM: every process finishes its work and exits 0.
+    for child in &procs.0 {
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    for child in &mut procs.0 {
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "a process did not stop cleanly");
+    }
+    procs.0.clear();
+
+    let settings = prh_common::config::Settings {
+        amqp: prh_common::config::AmqpSettings {
+            prefix: prefix.clone(),
+            url: std::env::var("PRH_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(prh::local::remove_topology(&settings))
+        .unwrap();
+}

@@ -49,7 +49,8 @@ pub struct Policy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubsidyPolicy {
-    /// Guaranteed area by household size: (largest size of the band, area).
+    /// Guaranteed area by household size: (smallest household size of the band, area),
+    /// ascending; a household gets the area of the last band it reaches.
     pub guaranteed_area: Vec<(u32, CentiSqm)>,
     /// Rate for 特困 and 低保 households, fen per m² per month.
     pub assisted_rate_fen: Fen,
@@ -83,11 +84,7 @@ impl Default for Policy {
             certificate_validity_years: 1,
             decision_working_days: 15,
             subsidy: SubsidyPolicy {
-                guaranteed_area: vec![
-                    (2, CentiSqm::sqm(30)),
-                    (3, CentiSqm::sqm(40)),
-                    (u32::MAX, CentiSqm::sqm(50)),
-                ],
+                guaranteed_area: vec![(1, CentiSqm::sqm(30)), (3, CentiSqm::sqm(40)), (4, CentiSqm::sqm(50))],
                 assisted_rate_fen: Fen::yuan(20),
                 income_bands: vec![(Fen::yuan(1_693), Fen::yuan(18)), (Fen::yuan(2_540), Fen::yuan(16))],
                 top_rate_fen: Fen::yuan(14),
@@ -129,10 +126,13 @@ impl Policy {
         if self.version.trim().is_empty() {
             return invalid("version must not be empty");
         }
-        if self.subsidy.guaranteed_area.last().map(|(n, _)| *n) != Some(u32::MAX)
-            && self.subsidy.guaranteed_area.last().map(|(n, _)| *n).unwrap_or(0) < 10
-        {
-            return invalid("subsidy.guaranteed_area must cover households of up to 10 people");
+        let sizes: Vec<u32> = self.subsidy.guaranteed_area.iter().map(|(n, _)| *n).collect();
+        if sizes.first() != Some(&1) || sizes.windows(2).any(|w| w[0] >= w[1]) {
+            return invalid("subsidy.guaranteed_area must start at household size 1 and ascend");
+        }
+        let limits: Vec<i64> = self.subsidy.income_bands.iter().map(|(limit, _)| limit.0).collect();
+        if limits.windows(2).any(|w| w[0] >= w[1]) {
+            return invalid("subsidy.income_bands must ascend by income limit");
         }
         if self.income_limit_fen.0 <= 0 || self.vehicle_max_value_fen.0 < 0 {
             return invalid("income and vehicle limits must be positive");
@@ -149,9 +149,9 @@ impl Policy {
         self.subsidy
             .guaranteed_area
             .iter()
-            .find(|(max, _)| household_size as u64 <= u64::from(*max))
-            .or(self.subsidy.guaranteed_area.last())
-            .map(|(_, a)| *a)
+            .rev()
+            .find(|(min, _)| household_size as u64 >= u64::from(*min))
+            .map(|(_, area)| *area)
             .unwrap_or_default()
     }
 }
@@ -489,6 +489,13 @@ mod tests {
     fn the_default_policy_file_is_the_builtin_default() {
         let text = include_str!("../../policy/default.toml");
         assert_eq!(Policy::from_toml(text).unwrap(), Policy::default());
+    }
+
+    #[test]
+    fn guaranteed_area_by_household_size() {
+        let p = Policy::default();
+        let got: Vec<i64> = (1..=6).map(|n| p.guaranteed_area(n).0 / 100).collect();
+        assert_eq!(got, vec![30, 30, 40, 50, 50, 50]);
     }
 
     #[test]
