@@ -244,3 +244,23 @@ fn separate_processes_decide_what_prh_submit_sends() {
         .block_on(prh::local::remove_topology(&settings))
         .unwrap();
 }
+
+#[test]
+fn components_refuse_to_start_on_an_unmigrated_database() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["intake", "--listen", "127.0.0.1:0"][..],
+        &["collector"],
+        &["worker", "--department", "education"],
+    ] {
+        let out = prh()
+            .current_dir(dir.path())
+            .env("PRH__AMQP__PREFIX", "prh-unmigrated")
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("run `prh migrate` first"), "{args:?}: {stderr}");
+    }
+}

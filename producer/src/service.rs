@@ -26,6 +26,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let db = store::connect(&settings.pipeline_db()).await?;
+    store::db::require_table(&db, "applications", "pipeline database").await?;
     let policy = Arc::new(Policy::load(settings.policy.file.as_deref()).context("loading the policy")?);
     let topology = settings.topology();
     let relay = Relay::new(&settings, db.clone(), ORIGIN, health.clone());

@@ -22,6 +22,15 @@ pub async fn run_pool(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let registry = store::connect(&settings.registry_db(department)).await?;
+    let probe_table = match department {
+        Department::PublicSecurity => "ps_persons",
+        Department::CivilAffairs => "ca_persons",
+        Department::HumanResources => "hr_persons",
+        Department::NaturalResources => "nr_persons",
+        Department::Housing => "hs_persons",
+        Department::Education => "ed_persons",
+    };
+    store::db::require_table(&registry, probe_table, &format!("{department} registry")).await?;
     let policy = Arc::new(Policy::load(settings.policy.file.as_deref()).context("loading the policy")?);
     let topology = settings.topology();
     let spec = ConsumerSpec {
@@ -43,6 +52,7 @@ pub async fn run_pool(
 /// The collector with its outbox relay for decision events.
 pub async fn run_collector(settings: Settings, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
     let db = store::connect(&settings.pipeline_db()).await?;
+    store::db::require_table(&db, "decisions", "pipeline database").await?;
     let policy = Arc::new(Policy::load(settings.policy.file.as_deref()).context("loading the policy")?);
     let key_file = settings.key_file();
     let key = Arc::new(

@@ -13,6 +13,10 @@ pub enum DbOpenError {
     Open { url: String, source: DbErr },
     #[error("schema name `{0}` must be letters, digits and underscores")]
     SchemaName(String),
+    #[error("the {what} has no table `{table}`: run `prh migrate` first")]
+    NotMigrated { what: String, table: String },
+    #[error("cannot reach the {what}: {source}")]
+    Unreachable { what: String, source: DbErr },
 }
 
 /// Connects to `db`, preparing what the backend needs first.
@@ -86,6 +90,23 @@ pub async fn drop_schema(db: &ResolvedDb) -> Result<(), DbErr> {
         admin.close().await?;
     }
     Ok(())
+}
+
+/// Fails with a clear message when `table` is missing, which means `prh migrate` has not
+/// run against this database yet.
+pub async fn require_table(db: &sea_orm::DatabaseConnection, table: &str, what: &str) -> Result<(), DbOpenError> {
+    let probe = Statement::from_string(db.get_database_backend(), format!("SELECT 1 FROM {table} WHERE 1 = 0"));
+    match db.query_one_raw(probe).await {
+        Ok(_) => Ok(()),
+        Err(source) if is_transient(&source) => Err(DbOpenError::Unreachable {
+            what: what.into(),
+            source,
+        }),
+        Err(_) => Err(DbOpenError::NotMigrated {
+            what: what.into(),
+            table: table.into(),
+        }),
+    }
 }
 
 /// Whether an error is worth retrying (the database is busy or away) rather than a bug or
