@@ -85,6 +85,11 @@ enum Command {
         #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// Check eligibility policy files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Run the whole pipeline locally on SQLite: migrate, seed, start every component in
     /// one process, push sample applications through and print a summary.
     Demo {
@@ -93,6 +98,16 @@ enum Command {
         /// Working folder (wiped at start).
         #[arg(long, default_value = "prh-demo")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate policy files (each alone, then together as one set of versions) and show
+    /// what each sets. Exit status 0 only when all are usable.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -127,6 +142,9 @@ fn main() -> ExitCode {
             Command::Submit { file, idempotency_key } => client::submit(&settings, &file, idempotency_key).await,
             Command::Status { id, json } => client::status(&settings, &id, json).await,
             Command::Verify { target, key } => client::verify(&settings, &target, key.as_deref()).await,
+            Command::Policy {
+                command: PolicyCommand::Check { files },
+            } => run::policy_check(&files).await,
             Command::Demo { applications, dir } => demo::run(settings, applications, &dir).await,
         }
     });

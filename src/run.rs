@@ -143,3 +143,37 @@ pub async fn seed(
     );
     Ok(ExitCode::SUCCESS)
 }
+
+pub async fn policy_check(files: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
+    use prh_common::{policy::Policy, policy_set::PolicySet};
+    let mut ok = Vec::new();
+    let mut failed = false;
+    for file in files {
+        match Policy::load(Some(file)) {
+            Ok(p) => {
+                println!(
+                    "ok    {}: version {} in force from {}; income ≤ {} per person, vehicles ≤ {} × {}, area ≤ {} per person",
+                    file.display(),
+                    p.version,
+                    p.effective_from,
+                    p.income_limit_fen,
+                    p.vehicle_max_count,
+                    p.vehicle_max_value_fen,
+                    p.area_limit_per_person
+                );
+                ok.push(p);
+            }
+            Err(e) => {
+                println!("error {}: {e}", file.display());
+                failed = true;
+            }
+        }
+    }
+    if ok.len() > 1 {
+        if let Err(e) = PolicySet::new(ok) {
+            println!("error the files do not form one set of versions: {e}");
+            failed = true;
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -319,3 +319,83 @@ async fn end_to_end_on_sqlite() {
 async fn end_to_end_on_postgres() {
     pipeline_decides_every_application(Backend::Postgres).await;
 }
+
+/// Thresholds are data: a new policy file changes decisions after a restart, with no
+/// rebuild, and an application is judged by the version in force on its date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn policy_versions_decide_by_application_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = isolated_settings(Backend::Sqlite, &dir);
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    settings.policy.dir = Some(policies.clone());
+    let default = include_str!("../policy/default.toml");
+    let today = prh_common::china_today();
+    // A version no adult can meet (adult_age 120), under another name and date.
+    let impossible = |version: &str, from: chrono::NaiveDate| {
+        default
+            .replace("version = \"rules-md-defaults-1\"", &format!("version = \"{version}\""))
+            .replace(
+                "effective_from = \"2026-01-01\"",
+                &format!("effective_from = \"{from}\""),
+            )
+            .replace("adult_age = 18", "adult_age = 120")
+    };
+    std::fs::write(policies.join("a-current.toml"), default).unwrap();
+    std::fs::write(
+        policies.join("b-next.toml"),
+        impossible("next-year", today + chrono::Days::new(1)),
+    )
+    .unwrap();
+
+    let samples = local::prepare(&settings, 40, 3).await.unwrap();
+    let mut qualified = samples.iter().filter(|s| s.expected.as_str() == "qualified");
+    let (first, second) = (qualified.next().unwrap(), qualified.next().unwrap());
+
+    let decide = |sample: &SampleApplication, settings: &Settings| {
+        let (settings, body) = (settings.clone(), serde_json::to_value(&sample.application).unwrap());
+        async move {
+            let running = LocalPipeline::start(&settings).await.unwrap();
+            let client = reqwest::Client::new();
+            let url = format!("{}/v1/applications", running.base_url);
+            let receipt: Value = client.post(url).json(&body).send().await.unwrap().json().await.unwrap();
+            let id = receipt["application_id"].as_str().unwrap().to_owned();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let view = loop {
+                let url = format!("{}/v1/applications/{id}", running.base_url);
+                let view: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+                if !view["decision"].is_null() {
+                    break view;
+                }
+                assert!(Instant::now() < deadline, "undecided: {view}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            running.stop().await.unwrap();
+            view
+        }
+    };
+
+    // The stricter version takes effect tomorrow: today's application is judged by today's.
+    let view = decide(first, &settings).await;
+    assert_eq!(
+        (view["status"].as_str(), view["decision"]["policy_version"].as_str()),
+        (Some("qualified"), Some("rules-md-defaults-1"))
+    );
+
+    // An operator adds a version in force today: after a restart it decides, no rebuild.
+    std::fs::write(policies.join("c-today.toml"), impossible("from-today", today)).unwrap();
+    let view = decide(second, &settings).await;
+    assert_eq!(
+        (view["status"].as_str(), view["decision"]["policy_version"].as_str()),
+        (Some("rejected"), Some("from-today"))
+    );
+    assert!(
+        view["decision"]["reasons"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("applicant_minor")),
+        "{view}"
+    );
+
+    local::remove_topology(&settings).await.unwrap();
+}

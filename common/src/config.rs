@@ -122,8 +122,9 @@ pub struct SigningSettings {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicySettings {
-    /// Policy file (TOML); unset: the built-in defaults of RULES.md.
-    pub file: Option<PathBuf>,
+    /// Folder of policy files (`*.toml`), one per version, each with its effective date;
+    /// unset: the built-in defaults of RULES.md.
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -302,6 +303,11 @@ impl Settings {
             ring.add_file(path)?;
         }
         Ok(ring)
+    }
+
+    /// Every policy version configured.
+    pub fn policies(&self) -> Result<crate::policy_set::PolicySet, crate::policy::PolicyError> {
+        crate::policy_set::PolicySet::load(self.policy.dir.as_deref())
     }
 
     pub fn topology(&self) -> crate::bus::Topology {

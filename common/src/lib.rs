@@ -12,6 +12,7 @@ pub mod department;
 pub mod id_number;
 pub mod money;
 pub mod policy;
+pub mod policy_set;
 pub mod signing;
 pub mod store;
 pub mod telemetry;

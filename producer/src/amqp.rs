@@ -54,6 +54,8 @@ impl Handler for IntakeConsumer {
                 Disposition::Park(format!("{first}: {all}"))
             }
             Err(e @ SubmitError::KeyReused) => Disposition::Park(format!("idempotency_key_reused: {e}")),
+            // An operator can fix the configuration; until the delivery limit, try again.
+            Err(e @ SubmitError::NoPolicy(_)) => Disposition::Retry(e.to_string()),
             Err(e) if e.is_transient() => Disposition::Retry(e.to_string()),
             Err(e) => Disposition::Park(format!(
                 "intake_error: {}",

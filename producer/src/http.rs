@@ -159,6 +159,7 @@ async fn submit(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) 
             (StatusCode::UNPROCESSABLE_ENTITY, Json(FieldErrors { errors })).into_response()
         }
         Err(e @ SubmitError::KeyReused) => error(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ SubmitError::NoPolicy(_)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => {
             tracing::error!(error = %redact(&e.to_string()), "submission failed");
             error(

@@ -7,7 +7,7 @@ use prh_common::{
     bus::{Outgoing, Topology},
     contract::{CheckRequest, headers, kinds},
     dates::add_working_days,
-    policy::Policy,
+    policy_set::PolicySet,
     store::{
         db::is_transient,
         outbox,
@@ -43,6 +43,8 @@ pub enum SubmitError {
     Invalid(Vec<FieldError>),
     #[error("this Idempotency-Key was already used for a different application")]
     KeyReused,
+    #[error("no eligibility policy is in force on {0}; the operator must configure one")]
+    NoPolicy(chrono::NaiveDate),
     #[error("database: {0}")]
     Db(#[from] DbErr),
 }
@@ -56,7 +58,7 @@ impl SubmitError {
 pub struct Intake {
     pub db: DatabaseConnection,
     pub topology: Topology,
-    pub policy: Arc<Policy>,
+    pub policies: Arc<PolicySet>,
     pub limits: Limits,
     pub relay: Arc<Notify>,
 }
@@ -79,6 +81,7 @@ impl Intake {
         let now = chrono::Utc::now();
         let today = prh_common::china_date(now);
         let application = validate::parse(form, today, self.limits).map_err(SubmitError::Invalid)?;
+        let policy = self.policies.in_force_on(today).ok_or(SubmitError::NoPolicy(today))?;
         let id = Uuid::now_v7();
         let payload = serde_json::to_value(&application).map_err(|e| DbErr::Custom(e.to_string()))?;
 
@@ -92,9 +95,9 @@ impl Intake {
             track: Set(application.track.as_str().into()),
             payload: Set(payload),
             status: Set(status::CHECKING.into()),
-            policy_version: Set(None),
+            policy_version: Set(Some(policy.version.clone())),
             submitted_at: Set(now),
-            deadline: Set(add_working_days(today, self.policy.decision_working_days)),
+            deadline: Set(add_working_days(today, policy.decision_working_days)),
             decided_at: Set(None),
             updated_at: Set(now),
             ..Default::default()
@@ -129,7 +132,7 @@ impl Intake {
                 correlation_id: Some(id),
                 headers: vec![
                     (headers::DEPARTMENT.into(), department.to_string()),
-                    (headers::POLICY.into(), self.policy.version.clone()),
+                    (headers::POLICY.into(), policy.version.clone()),
                     (headers::TRACEPARENT.into(), prh_common::trace::traceparent(id)),
                 ],
                 body: serde_json::to_vec(&request).map_err(|e| DbErr::Custom(e.to_string()))?,

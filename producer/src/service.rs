@@ -11,7 +11,6 @@ use anyhow::Context;
 use prh_common::{
     bus::{ConsumerSpec, Health, consumer},
     config::Settings,
-    policy::Policy,
     store::{self, outbox::Relay},
 };
 use std::sync::Arc;
@@ -27,13 +26,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let db = store::connect(&settings.pipeline_db()).await?;
     store::db::require_table(&db, "applications", "pipeline database").await?;
-    let policy = Arc::new(Policy::load(settings.policy.file.as_deref()).context("loading the policy")?);
+    let policies = Arc::new(settings.policies().context("loading the policy")?);
     let topology = settings.topology();
     let relay = Relay::new(&settings, db.clone(), ORIGIN, health.clone());
     let intake = Arc::new(Intake {
         db: db.clone(),
         topology: topology.clone(),
-        policy,
+        policies,
         limits: Limits {
             max_household: settings.intake.max_household,
         },

@@ -8,7 +8,8 @@ use prh_common::{
     certificate::{Certificate, Issuer},
     contract::{DecisionEvent, Finding, headers, kinds},
     id_number::redact,
-    policy::{self, DecisionOutcome, Policy},
+    policy::{self, DecisionOutcome},
+    policy_set::PolicySet,
     signing::AuthorityKey,
     store::{
         db::is_transient,
@@ -31,7 +32,7 @@ pub const ORIGIN: &str = "collector";
 
 pub struct Collector {
     pub db: DatabaseConnection,
-    pub policy: Arc<Policy>,
+    pub policies: Arc<PolicySet>,
     pub key: Arc<AuthorityKey>,
     pub authority: String,
     pub topology: Topology,
@@ -164,7 +165,13 @@ impl Collector {
         now: chrono::DateTime<chrono::Utc>,
         traceparent: &str,
     ) -> Result<DecisionOutcome, DbErr> {
-        let decision = policy::decide(&self.policy, application, findings);
+        let version = app_row.policy_version.as_deref().unwrap_or_default();
+        let policy = self.policies.get(version).ok_or_else(|| {
+            DbErr::Custom(format!(
+                "unknown_policy_version: the collector has no policy `{version}`"
+            ))
+        })?;
+        let decision = policy::decide(policy, application, findings);
         let reference = app_row.reference.clone().unwrap_or_default();
         decisions::Entity::insert(decisions::ActiveModel {
             application_id: Set(app_row.id),
@@ -182,7 +189,7 @@ impl Collector {
             &reference,
             application,
             &decision,
-            &self.policy,
+            policy,
             &Issuer {
                 authority: &self.authority,
                 key_id: self.key.key_id(),

@@ -7,7 +7,7 @@ use prh_common::{
     contract::{CheckRequest, Finding, headers, kinds},
     department::Department,
     id_number::redact,
-    policy::Policy,
+    policy_set::PolicySet,
     trace,
 };
 use sea_orm::DatabaseConnection;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 pub struct CheckHandler {
     pub department: Department,
     pub registry: DatabaseConnection,
-    pub policy: Arc<Policy>,
+    pub policies: Arc<PolicySet>,
     pub topology: Topology,
 }
 
@@ -38,6 +38,15 @@ impl Handler for CheckHandler {
                 self.department
             ));
         }
+        let Some(version) = msg.header(headers::POLICY) else {
+            return Disposition::Park(format!(
+                "missing_policy_version: header {} is required",
+                headers::POLICY
+            ));
+        };
+        if self.policies.get(&version).is_none() {
+            return Disposition::Park(format!("unknown_policy_version: this pool has no policy `{version}`"));
+        }
         let traceparent = trace::child(msg.header(headers::TRACEPARENT).as_deref(), request.application_id);
         let span = tracing::info_span!(
             "check",
@@ -45,20 +54,31 @@ impl Handler for CheckHandler {
             department = %self.department,
             trace_id = trace::trace_id(&traceparent).unwrap_or_default(),
         );
-        self.answer(request, traceparent, publisher).instrument(span).await
+        self.answer(request, &version, traceparent, publisher)
+            .instrument(span)
+            .await
     }
 }
 
 impl CheckHandler {
-    async fn answer(&self, request: CheckRequest, traceparent: String, publisher: &Publisher) -> Disposition {
-        let answer = match departments::check(&self.registry, &request, &self.policy).await {
+    async fn answer(
+        &self,
+        request: CheckRequest,
+        version: &str,
+        traceparent: String,
+        publisher: &Publisher,
+    ) -> Disposition {
+        let Some(policy) = self.policies.get(version) else {
+            return Disposition::Park(format!("unknown_policy_version: `{version}`"));
+        };
+        let answer = match departments::check(&self.registry, &request, policy).await {
             Ok(a) => a,
             Err(e) => return Disposition::Retry(format!("registry: {}", redact(&e.to_string()))),
         };
         let finding = Finding {
             application_id: request.application_id,
             department: self.department,
-            policy_version: self.policy.version.clone(),
+            policy_version: policy.version.clone(),
             checked_at: chrono::Utc::now(),
             criteria: answer.criteria,
             facts: answer.facts,
@@ -75,7 +95,7 @@ impl CheckHandler {
             correlation_id: Some(request.application_id),
             headers: vec![
                 (headers::DEPARTMENT.into(), self.department.to_string()),
-                (headers::POLICY.into(), self.policy.version.clone()),
+                (headers::POLICY.into(), policy.version.clone()),
                 (headers::TRACEPARENT.into(), traceparent),
             ],
             body,

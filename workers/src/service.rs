@@ -7,7 +7,6 @@ use prh_common::{
     bus::{ConsumerSpec, Health, consumer},
     config::Settings,
     department::Department,
-    policy::Policy,
     signing::AuthorityKey,
     store::{self, outbox::Relay},
 };
@@ -31,7 +30,7 @@ pub async fn run_pool(
         Department::Education => "ed_persons",
     };
     store::db::require_table(&registry, probe_table, &format!("{department} registry")).await?;
-    let policy = Arc::new(Policy::load(settings.policy.file.as_deref()).context("loading the policy")?);
+    let policies = Arc::new(settings.policies().context("loading the policy")?);
     let topology = settings.topology();
     let spec = ConsumerSpec {
         name: format!("pool-{department}"),
@@ -42,7 +41,7 @@ pub async fn run_pool(
     let handler = Arc::new(CheckHandler {
         department,
         registry,
-        policy,
+        policies,
         topology: topology.clone(),
     });
     consumer::run(&settings.amqp.url, &topology, spec, handler, health, shutdown).await;
@@ -53,7 +52,7 @@ pub async fn run_pool(
 pub async fn run_collector(settings: Settings, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
     let db = store::connect(&settings.pipeline_db()).await?;
     store::db::require_table(&db, "decisions", "pipeline database").await?;
-    let policy = Arc::new(Policy::load(settings.policy.file.as_deref()).context("loading the policy")?);
+    let policies = Arc::new(settings.policies().context("loading the policy")?);
     let key_file = settings.key_file();
     let key = Arc::new(
         AuthorityKey::load_or_generate(&key_file).with_context(|| format!("signing key {}", key_file.display()))?,
@@ -65,7 +64,7 @@ pub async fn run_collector(settings: Settings, health: Health, shutdown: Cancell
     let relay_task = tokio::spawn(relay.run(shutdown.clone()));
     let handler = Arc::new(Collector {
         db,
-        policy,
+        policies,
         key,
         authority: settings.signing.authority.clone(),
         topology: topology.clone(),
