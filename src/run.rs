@@ -169,11 +169,11 @@ pub async fn policy_check(files: &[std::path::PathBuf]) -> anyhow::Result<ExitCo
             }
         }
     }
-    if ok.len() > 1 {
-        if let Err(e) = PolicySet::new(ok) {
-            println!("error the files do not form one set of versions: {e}");
-            failed = true;
-        }
+    if ok.len() > 1
+        && let Err(e) = PolicySet::new(ok)
+    {
+        println!("error the files do not form one set of versions: {e}");
+        failed = true;
     }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
