@@ -115,7 +115,15 @@ pub async fn seed(
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     let (records, samples) = prh_workers::seed::Generator::new(seed, prh_common::china_today()).generate(citizens);
-    let persons = records.ps_persons.len();
+    let persons = records
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                prh_common::records::Record::PublicSecurity(prh_common::records::PublicSecurityRecord::Person { .. })
+            )
+        })
+        .count();
     prh_workers::seed::load(records, &registries)
         .await
         .context("writing the registries")?;

@@ -13,6 +13,7 @@ pub mod id_number;
 pub mod money;
 pub mod policy;
 pub mod policy_set;
+pub mod records;
 pub mod signing;
 pub mod store;
 pub mod telemetry;

@@ -1,21 +1,28 @@
-//! Synthetic, mutually consistent registry data and sample applications whose expected
-//! outcomes are known: qualified households, and households built to hit one rejection
-//! or referral reason each. Generation is pure; `load` writes it to the registries.
+//! Synthetic, mutually consistent registry data and sample applications whose outcomes
+//! are known in advance. Each household is planned as a qualifying one, then one scenario
+//! changes the plan to sit just inside or just outside one threshold of RULES.md (or to
+//! hit one rejection or referral reason). Generation is pure; the records are loaded
+//! through the same path as a department's export (`import::load`).
 
+use crate::import;
 use chrono::{Datelike, Days, NaiveDate};
 use prh_common::{
     application::{ApplicationForm, PersonForm},
+    contract::AssistanceCategory,
     criteria::ReasonCode,
-    dates::{month_key, previous_month},
+    dates::{month_key, previous_month, years_before},
     department::{Department, Track},
     id_number::IdNumber,
-    policy::DecisionOutcome,
-    store::registry::*,
+    money::{CentiSqm, Fen},
+    policy::{DecisionOutcome, Policy},
+    records::{
+        BenefitKind, CivilAffairsRecord as Ca, DegreeLevel, EducationRecord as Ed, HousingRecord as Hs,
+        HumanResourcesRecord as Hr, MaritalStatus, Month, NaturalResourcesRecord as Nr, PropertyUse,
+        PublicSecurityRecord as Ps, PurchaseKind, Record, RegionCode, TransferCause,
+    },
 };
 use rand::{RngExt, SeedableRng, rngs::StdRng, seq::IndexedRandom};
-use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, Iterable, PrimaryKeyToColumn,
-};
+use sea_orm::{DatabaseConnection, DbErr};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
@@ -28,61 +35,56 @@ pub struct SampleApplication {
     pub application: ApplicationForm,
 }
 
-/// Every registry row the generator made, table by table.
-#[derive(Debug, Default)]
-pub struct Records {
-    pub ps_persons: Vec<ps_persons::Model>,
-    pub ps_permits: Vec<ps_residence_permits::Model>,
-    pub ps_vehicles: Vec<ps_vehicles::Model>,
-    pub ca_persons: Vec<ca_persons::Model>,
-    pub hr_persons: Vec<hr_persons::Model>,
-    pub hr_contributions: Vec<hr_contributions::Model>,
-    pub nr_persons: Vec<nr_persons::Model>,
-    pub nr_properties: Vec<nr_properties::Model>,
-    pub hs_persons: Vec<hs_persons::Model>,
-    pub hs_benefits: Vec<hs_benefits::Model>,
-    pub hs_bans: Vec<hs_bans::Model>,
-    pub ed_persons: Vec<ed_persons::Model>,
-    pub ed_degrees: Vec<ed_degrees::Model>,
-}
+use DecisionOutcome::{Qualified as Q, Referred as F, Rejected as R};
+use ReasonCode as Why;
+use Track::{LocalFamily as L, MigrantWorker as M, NewEmployee as N};
 
-/// The scenarios, with the tracks they can be built on.
-const REJECTIONS: &[(&str, ReasonCode, &[Track])] = &[
-    ("income_exceeds", ReasonCode::IncomeExceeds, &Track::ALL),
-    ("vehicle_exceeds", ReasonCode::VehicleExceeds, &Track::ALL),
-    ("fraud_ban", ReasonCode::FraudBan, &Track::ALL),
-    ("already_housed", ReasonCode::AlreadyHoused, &Track::ALL),
-    ("spouse_not_declared", ReasonCode::SpouseNotDeclared, &Track::ALL),
-    ("hukou_too_recent", ReasonCode::HukouTooRecent, &[Track::LocalFamily]),
-    (
-        "housing_area_exceeds",
-        ReasonCode::HousingAreaExceeds,
-        &[Track::LocalFamily],
-    ),
-    (
-        "owns_housing",
-        ReasonCode::OwnsHousing,
-        &[Track::NewEmployee, Track::MigrantWorker],
-    ),
-    (
-        "not_recent_graduate",
-        ReasonCode::NotRecentGraduate,
-        &[Track::NewEmployee],
-    ),
-    (
-        "insurance_too_short",
-        ReasonCode::InsuranceTooShort,
-        &[Track::NewEmployee, Track::MigrantWorker],
-    ),
-    (
-        "no_residence_permit",
-        ReasonCode::NoResidencePermit,
-        &[Track::MigrantWorker],
-    ),
-];
-const REFERRALS: &[(&str, ReasonCode)] = &[
-    ("record_not_found", ReasonCode::RecordNotFound),
-    ("non_residential_property", ReasonCode::NonResidentialProperty),
+/// Every scenario: name, the tracks it can be built on, the outcome and reason it must
+/// produce. Passes at a boundary are as important as failures just past it.
+pub const SCENARIOS: &[(&str, &[Track], DecisionOutcome, Option<ReasonCode>)] = &[
+    ("qualified", &[L, N, M], Q, None),
+    ("adult_today", &[L], Q, None),
+    ("minor_until_tomorrow", &[L], R, Some(Why::ApplicantMinor)),
+    ("single_35_today", &[L], Q, None),
+    ("single_35_tomorrow", &[L], R, Some(Why::SingleUnderAge)),
+    ("name_mismatch", &[L, N, M], R, Some(Why::IdentityMismatch)),
+    ("co_applicant_unknown", &[L, N, M], F, Some(Why::RecordNotFound)),
+    ("co_applicant_deceased", &[L, M], R, Some(Why::PersonDeceased)),
+    ("hukou_five_years", &[L], Q, None),
+    ("hukou_too_recent", &[L], R, Some(Why::HukouTooRecent)),
+    ("hukou_rongcheng", &[L], R, Some(Why::HukouNotLocal)),
+    ("permit_valid_today", &[M], Q, None),
+    ("permit_expired", &[M], R, Some(Why::NoResidencePermit)),
+    ("vehicle_at_limit", &[L, N, M], Q, None),
+    ("vehicle_over_limit", &[L, N, M], R, Some(Why::VehicleExceeds)),
+    ("two_vehicles", &[L, M], R, Some(Why::VehicleExceeds)),
+    ("adapted_vehicle_ignored", &[L, N, M], Q, None),
+    ("spouse_not_declared", &[L, N, M], R, Some(Why::SpouseNotDeclared)),
+    ("spouse_mismatch", &[L, M], R, Some(Why::SpouseMismatch)),
+    ("income_at_limit", &[L, N, M], Q, None),
+    ("income_over_limit", &[L, N, M], R, Some(Why::IncomeExceeds)),
+    ("dibao_income_exempt", &[L, M], Q, None),
+    ("assets_at_limit", &[L], Q, None),
+    ("assets_over_limit", &[L], R, Some(Why::AssetsExceed)),
+    ("record_not_found", &[L, N, M], F, Some(Why::RecordNotFound)),
+    ("insurance_at_minimum", &[N, M], Q, None),
+    ("insurance_one_short", &[N, M], R, Some(Why::InsuranceTooShort)),
+    ("migrant_total_36", &[M], Q, None),
+    ("back_paid_breaks_run", &[M], R, Some(Why::InsuranceTooShort)),
+    ("not_employed", &[N, M], R, Some(Why::NotEmployed)),
+    ("area_at_limit", &[L], Q, None),
+    ("area_over_limit", &[L], R, Some(Why::HousingAreaExceeds)),
+    ("sold_before_look_back", &[L, N, M], Q, None),
+    ("sold_within_look_back", &[N, M], R, Some(Why::OwnsHousing)),
+    ("owns_home", &[N, M], R, Some(Why::OwnsHousing)),
+    ("shop_held", &[L, N, M], F, Some(Why::NonResidentialProperty)),
+    ("already_housed", &[L, N, M], R, Some(Why::AlreadyHoused)),
+    ("bought_affordable", &[L, N, M], R, Some(Why::BoughtAffordableHousing)),
+    ("ban_expired", &[L, N, M], Q, None),
+    ("ban_active", &[L, N, M], R, Some(Why::FraudBan)),
+    ("graduated_just_within", &[N], Q, None),
+    ("graduated_five_years_ago", &[N], R, Some(Why::NotRecentGraduate)),
+    ("vocational_only", &[N], R, Some(Why::NotRecentGraduate)),
 ];
 
 const SURNAMES: &[&str] = &[
@@ -94,346 +96,549 @@ const GIVEN: &[&str] = &[
 ];
 const ELSEWHERE: &[&str] = &["370102", "370202", "370602", "410105", "230102", "220102"];
 
+/// A household member as planned.
 struct Member {
     name: String,
     id: IdNumber,
     relation: &'static str,
+    income: i64,
+    assets: i64,
 }
 
-/// Makes households until `citizens` people exist, each with one sample application.
+/// Everything the departments will hold about one household, before it becomes records.
+struct Plan {
+    track: Track,
+    members: Vec<Member>,
+    hukou_region: String,
+    hukou_since: NaiveDate,
+    category: AssistanceCategory,
+    /// (plate value in fen, disability-adapted)
+    vehicles: Vec<(i64, bool)>,
+    permit_until: Option<NaiveDate>,
+    /// (month, back-paid)
+    contributions: Vec<(i32, bool)>,
+    /// (use, area, transferred on and why)
+    properties: Vec<(PropertyUse, i64, Option<(NaiveDate, TransferCause)>)>,
+    degree: Option<(DegreeLevel, NaiveDate)>,
+    benefit: bool,
+    purchase: bool,
+    ban: Option<NaiveDate>,
+    /// A spouse registered with civil affairs but left off the form.
+    undeclared_spouse: Option<(String, IdNumber)>,
+    /// Somebody listed as spouse whom civil affairs does not record as the spouse.
+    spouse_not_registered: bool,
+    /// The name public security holds for the applicant, when it differs from the form.
+    ps_name: Option<String>,
+    skip_ps_for_co_applicant: bool,
+    co_applicant_deceased: bool,
+    skip_ca_for_applicant: bool,
+}
+
+/// Makes households, their registry records and their sample applications.
 pub struct Generator {
     rng: StdRng,
     today: NaiveDate,
+    policy: Policy,
     used: HashSet<String>,
-    pub records: Records,
-    pub applications: Vec<SampleApplication>,
+    records: Vec<Record>,
+    applications: Vec<SampleApplication>,
 }
 
 impl Generator {
+    /// Thresholds come from RULES.md's defaults; `today` is the application date.
     pub fn new(seed: u64, today: NaiveDate) -> Self {
         Self {
             rng: StdRng::seed_from_u64(seed),
             today,
+            policy: Policy::default(),
             used: HashSet::new(),
-            records: Records::default(),
+            records: Vec::new(),
             applications: Vec::new(),
         }
     }
 
-    /// Generates households until at least `citizens` persons exist.
-    pub fn generate(mut self, citizens: usize) -> (Records, Vec<SampleApplication>) {
+    /// Households until at least `citizens` persons exist, in a realistic mix: about half
+    /// qualify, the rest spread over every scenario.
+    pub fn generate(mut self, citizens: usize) -> (Vec<Record>, Vec<SampleApplication>) {
         let mut people = 0;
         while people < citizens {
-            people += self.household();
+            people += self.random_household();
         }
         (self.records, self.applications)
     }
 
-    /// Generates exactly `n` households, one application each.
-    pub fn households(mut self, n: usize) -> (Records, Vec<SampleApplication>) {
+    /// Exactly `n` households in the same mix.
+    pub fn households(mut self, n: usize) -> (Vec<Record>, Vec<SampleApplication>) {
         for _ in 0..n {
-            self.household();
+            self.random_household();
         }
         (self.records, self.applications)
     }
 
-    fn date_years_ago(&mut self, min: u32, max: u32) -> NaiveDate {
-        let days = self
-            .rng
-            .random_range(u64::from(min) * 365 + 30..=u64::from(max) * 365 + 300);
+    /// One household for every scenario on every track it applies to.
+    pub fn catalogue(mut self) -> (Vec<Record>, Vec<SampleApplication>) {
+        for &(name, tracks, _, _) in SCENARIOS {
+            for &track in tracks {
+                self.household(track, name);
+            }
+        }
+        (self.records, self.applications)
+    }
+
+    fn random_household(&mut self) -> usize {
+        let track = [L, L, N, M][self.rng.random_range(0..4)];
+        let name = if self.rng.random_bool(0.5) {
+            "qualified"
+        } else {
+            let options: Vec<&str> = SCENARIOS.iter().filter(|s| s.1.contains(&track)).map(|s| s.0).collect();
+            options.choose(&mut self.rng).copied().unwrap_or("qualified")
+        };
+        self.household(track, name)
+    }
+
+    fn days_ago(&self, days: u64) -> NaiveDate {
         self.today - Days::new(days)
     }
 
-    fn person(&mut self, region: &str, min_age: u32, max_age: u32) -> (String, IdNumber) {
+    /// A date between `min` and `max` whole years ago, away from the boundaries.
+    fn years_ago(&mut self, min: u32, max: u32) -> NaiveDate {
+        let days = self
+            .rng
+            .random_range(u64::from(min) * 366 + 10..=u64::from(max) * 365 + 300);
+        self.days_ago(days)
+    }
+
+    fn new_person(&mut self, region: &str, birth: NaiveDate) -> (String, IdNumber) {
         loop {
-            let birth = self.date_years_ago(min_age, max_age);
             let seq = self.rng.random_range(0..1000);
-            let body = format!("{region}{}{seq:03}", birth.format("%Y%m%d"));
-            if let Ok(id) = IdNumber::from_body(&body)
-                && self.used.insert(id.expose().to_owned())
-            {
-                let name = format!(
-                    "{}{}",
-                    SURNAMES.choose(&mut self.rng).unwrap_or(&"王"),
-                    GIVEN.choose(&mut self.rng).unwrap_or(&"伟")
-                );
-                return (name, id);
+            if let Ok(id) = IdNumber::from_body(&format!("{region}{}{seq:03}", birth.format("%Y%m%d"))) {
+                if self.used.insert(id.expose().to_owned()) {
+                    let surname = SURNAMES.choose(&mut self.rng).copied().unwrap_or("王");
+                    let given = GIVEN.choose(&mut self.rng).copied().unwrap_or("伟");
+                    return (format!("{surname}{given}"), id);
+                }
             }
         }
     }
 
-    fn household(&mut self) -> usize {
-        let track = match self.rng.random_range(0..4) {
-            0 | 1 => Track::LocalFamily,
-            2 => Track::NewEmployee,
-            _ => Track::MigrantWorker,
-        };
-        let roll = self.rng.random_range(0..100);
-        let (scenario, expected, reason) = if roll < 55 {
-            ("qualified", DecisionOutcome::Qualified, None)
-        } else if roll < 85 {
-            let options: Vec<_> = REJECTIONS
-                .iter()
-                .filter(|(_, _, tracks)| tracks.contains(&track))
-                .collect();
-            let (name, reason, _) = **options.choose(&mut self.rng).expect("every track has rejections");
-            (name, DecisionOutcome::Rejected, Some(reason))
+    fn member(&mut self, region: &str, birth: NaiveDate, relation: &'static str) -> Member {
+        let (name, id) = self.new_person(region, birth);
+        let adult = id.age_on(self.today) >= 18;
+        let income = if adult {
+            self.rng.random_range(0..=3_580i64) * 100
         } else {
-            let (name, reason) = *REFERRALS.choose(&mut self.rng).expect("non-empty");
-            (name, DecisionOutcome::Referred, Some(reason))
-        };
-        self.build(track, scenario, expected, reason)
-    }
-
-    fn build(&mut self, track: Track, scenario: &str, expected: DecisionOutcome, reason: Option<ReasonCode>) -> usize {
-        let today = self.today;
-        let urban = ["371002", "371003"];
-        let applicant_region = match track {
-            Track::LocalFamily => urban[self.rng.random_range(0..2)].to_owned(),
-            Track::NewEmployee if self.rng.random_bool(0.5) => "371082".to_owned(),
-            Track::NewEmployee => urban[0].to_owned(),
-            Track::MigrantWorker => ELSEWHERE.choose(&mut self.rng).unwrap_or(&"370102").to_string(),
-        };
-        let (min_age, max_age) = match track {
-            Track::NewEmployee => (23, 28),
-            _ => (36, 55),
-        };
-        let with_spouse = scenario != "spouse_not_declared"
-            && self
-                .rng
-                .random_bool(if track == Track::NewEmployee { 0.3 } else { 0.7 });
-        let children = if track == Track::NewEmployee {
             0
-        } else {
-            self.rng.random_range(0..3)
         };
-
-        let (name, id) = self.person(&applicant_region, min_age, max_age);
-        let mut members = vec![Member {
+        let assets = self.rng.random_range(0..100_000i64) * 100;
+        Member {
             name,
             id,
-            relation: "applicant",
-        }];
-        let mut registered_spouse = None;
-        if with_spouse || scenario == "spouse_not_declared" {
-            let (name, id) = self.person(&applicant_region, min_age, max_age);
-            registered_spouse = Some(id.clone());
-            if with_spouse {
-                members.push(Member {
-                    name,
-                    id,
-                    relation: "spouse",
-                });
-            } else {
-                // Known to civil affairs as the applicant's spouse, but not on the form.
-                self.records
-                    .ca_persons
-                    .push(ca(&id, &name, "married", Some(&members[0].id), "none", 0));
-            }
+            relation,
+            income,
+            assets,
         }
-        for _ in 0..children {
-            let (name, id) = self.person(&applicant_region, 1, 17);
-            members.push(Member {
-                name,
-                id,
-                relation: "child",
-            });
-        }
-        let size = members.len() as i64;
+    }
 
-        // Who the departments know, and what they hold: a qualifying household first.
-        let category = match self.rng.random_range(0..20) {
-            0 | 1 => "dibao",
-            2 => "tekun",
-            3..=5 => "low_income",
-            _ => "none",
+    /// Plans a qualifying household on `track`, applies `scenario`, then writes it out.
+    fn household(&mut self, track: Track, scenario: &str) -> usize {
+        let (_, _, expected, reason) = SCENARIOS
+            .iter()
+            .find(|s| s.0 == scenario)
+            .copied()
+            .unwrap_or(SCENARIOS[0]);
+        let mut plan = self.qualifying_plan(track, scenario);
+        self.apply(&mut plan, scenario);
+        let size = plan.members.len();
+        let form = self.emit(plan);
+        self.applications.push(SampleApplication {
+            scenario: scenario.into(),
+            expected,
+            expected_reason: reason,
+            application: form,
+        });
+        size
+    }
+
+    fn qualifying_plan(&mut self, track: Track, scenario: &str) -> Plan {
+        let today = self.today;
+        let region = match track {
+            L => ["371002", "371003"][self.rng.random_range(0..2)].to_owned(),
+            N if self.rng.random_bool(0.5) => "371082".to_owned(),
+            N => "371002".to_owned(),
+            M => ELSEWHERE.choose(&mut self.rng).copied().unwrap_or("370102").to_owned(),
         };
-        let category = if scenario == "income_exceeds" { "none" } else { category };
-        let mut declared = 0;
-        for (i, m) in members.iter().enumerate() {
-            let adult = m.id.age_on(today) >= 18;
-            let hukou_region = if i == 0 {
-                applicant_region.clone()
-            } else {
-                m.id.region_code().to_owned()
-            };
-            self.records.ps_persons.push(ps_persons::Model {
-                id_number: m.id.expose().into(),
-                name: m.name.clone(),
-                hukou_region,
-                hukou_since: m.id.birth_date(),
-                deceased: false,
-            });
-            let income = if adult {
-                self.rng.random_range(0..=3_580i64) * 100
-            } else {
-                0
-            };
-            declared += income;
-            let (status, spouse) = match (i, m.relation) {
-                (0, _) if registered_spouse.is_some() => ("married", registered_spouse.as_ref()),
-                (_, "spouse") => ("married", Some(&members[0].id)),
-                _ => ("single", None),
-            };
-            let assets = self.rng.random_range(0..100_000i64) * 100;
-            if !(i == 0 && scenario == "record_not_found") {
-                let mut row = ca(
-                    &m.id,
-                    &m.name,
-                    status,
-                    spouse,
-                    if i == 0 { category } else { "none" },
-                    income,
-                );
-                row.financial_assets_fen = assets;
-                self.records.ca_persons.push(row);
+        let birth = match (track, scenario) {
+            (L, "adult_today") => years_before(today, 18),
+            (L, "minor_until_tomorrow") => years_before(today, 18) + Days::new(1),
+            (L, "single_35_today") => years_before(today, 35),
+            (L, "single_35_tomorrow") => years_before(today, 35) + Days::new(1),
+            (N, _) => self.years_ago(23, 28),
+            _ => self.years_ago(36, 55),
+        };
+        let applicant = self.member(&region, birth, "applicant");
+        let mut members = vec![applicant];
+
+        let single = matches!(scenario, "single_35_today" | "single_35_tomorrow");
+        let needs_company = matches!(
+            scenario,
+            "adult_today"
+                | "minor_until_tomorrow"
+                | "co_applicant_unknown"
+                | "co_applicant_deceased"
+                | "spouse_mismatch"
+        );
+        if matches!(scenario, "adult_today" | "minor_until_tomorrow") {
+            let parent_birth = self.years_ago(42, 60);
+            members.push(self.member(&region, parent_birth, "parent"));
+        } else if !single && scenario != "spouse_not_declared" {
+            let with_spouse = scenario == "spouse_mismatch" || self.rng.random_bool(if track == N { 0.3 } else { 0.7 });
+            if with_spouse {
+                let spouse_birth = if track == N {
+                    self.years_ago(23, 28)
+                } else {
+                    self.years_ago(30, 55)
+                };
+                members.push(self.member(&region, spouse_birth, "spouse"));
             }
-            self.records.hr_persons.push(hr_persons::Model {
-                id_number: m.id.expose().into(),
-                name: m.name.clone(),
-                employer: None,
-            });
-            self.records.nr_persons.push(nr_persons::Model {
-                id_number: m.id.expose().into(),
-            });
-            self.records.hs_persons.push(hs_persons::Model {
-                id_number: m.id.expose().into(),
-            });
-            self.records.ed_persons.push(ed_persons::Model {
-                id_number: m.id.expose().into(),
-                name: m.name.clone(),
-            });
-        }
-        let applicant = members[0].id.expose().to_owned();
-
-        if self.rng.random_bool(0.3) {
-            let value = self.rng.random_range(20_000..=150_000i64) * 100;
-            self.records.ps_vehicles.push(vehicle(&applicant, value));
-        }
-        if track != Track::LocalFamily && !urban.contains(&applicant_region.as_str()) {
-            let valid_until = today + Days::new(self.rng.random_range(30..700));
-            self.records.ps_permits.push(ps_residence_permits::Model {
-                id: 0,
-                id_number: applicant.clone(),
-                region: "371002".into(),
-                valid_until,
-            });
-        }
-        if track != Track::LocalFamily {
-            let months = match track {
-                Track::MigrantWorker => self.rng.random_range(12..60),
-                _ => self.rng.random_range(6..30),
-            };
-            self.contributions(&applicant, months);
-        }
-        if track == Track::LocalFamily && self.rng.random_bool(0.4) {
-            let area = self.rng.random_range(20..=(15 * size).max(21)).min(15 * size) * 100;
-            self.records
-                .nr_properties
-                .push(home(&applicant, "residential", area, today - Days::new(4000)));
-        }
-        if track == Track::NewEmployee {
-            let graduated = NaiveDate::from_ymd_opt(today.year() - self.rng.random_range(1..4), 7, 1).unwrap_or(today);
-            let level = ["college", "bachelor", "master"]
-                .choose(&mut self.rng)
-                .unwrap_or(&"bachelor")
-                .to_string();
-            self.records.ed_degrees.push(ed_degrees::Model {
-                id: 0,
-                id_number: applicant.clone(),
-                level,
-                graduated_on: graduated,
-            });
+            if track != N {
+                for _ in 0..self.rng.random_range(0..3) {
+                    let child_birth = self.years_ago(1, 16);
+                    members.push(self.member(&region, child_birth, "child"));
+                }
+            }
+            if needs_company && members.len() == 1 {
+                let child_birth = self.years_ago(1, 16);
+                members.push(self.member(&region, child_birth, "child"));
+            }
         }
 
-        // Then the one thing that makes this household's scenario.
+        let category = match self.rng.random_range(0..20) {
+            0 | 1 => AssistanceCategory::Dibao,
+            2 => AssistanceCategory::Tekun,
+            3..=5 => AssistanceCategory::LowIncome,
+            _ => AssistanceCategory::None,
+        };
+        let vehicles = if self.rng.random_bool(0.3) {
+            vec![(self.rng.random_range(20_000..=150_000i64) * 100, false)]
+        } else {
+            vec![]
+        };
+        let permit_until = (track != L && !["371002", "371003"].contains(&region.as_str()))
+            .then(|| today + Days::new(self.rng.random_range(30..700)));
+        let months = match track {
+            L => 0,
+            N => self.rng.random_range(6..30),
+            M => self.rng.random_range(12..60),
+        };
+        let size = members.len() as i64;
+        let properties = if track == L && self.rng.random_bool(0.4) {
+            let area = self.rng.random_range(10..=15 * size) * 100;
+            vec![(PropertyUse::Residential, area, None)]
+        } else {
+            vec![]
+        };
+        let degree = (track == N).then(|| {
+            let level = [DegreeLevel::College, DegreeLevel::Bachelor, DegreeLevel::Master][self.rng.random_range(0..3)];
+            let year = today.year() - self.rng.random_range(1..4);
+            (level, NaiveDate::from_ymd_opt(year, 7, 1).unwrap_or(today))
+        });
+        let hukou_since = members[0].id.birth_date();
+        Plan {
+            track,
+            members,
+            hukou_region: region,
+            hukou_since,
+            category,
+            vehicles,
+            permit_until,
+            contributions: consecutive(month_key(today), months),
+            properties,
+            degree,
+            benefit: false,
+            purchase: false,
+            ban: None,
+            undeclared_spouse: None,
+            spouse_not_registered: false,
+            ps_name: None,
+            skip_ps_for_co_applicant: false,
+            co_applicant_deceased: false,
+            skip_ca_for_applicant: false,
+        }
+    }
+
+    /// Moves the plan to one side of one threshold.
+    fn apply(&mut self, plan: &mut Plan, scenario: &str) {
+        let p = self.policy.clone();
+        let today = self.today;
+        let size = plan.members.len() as i64;
+        let look_back = years_before(today, p.look_back_years);
+        let month = month_key(today);
+        let unassisted = |plan: &mut Plan| {
+            if plan.category.is_assisted() {
+                plan.category = AssistanceCategory::None;
+            }
+        };
         match scenario {
-            "income_exceeds" => {
-                if let Some(r) = self
-                    .records
-                    .ca_persons
-                    .iter_mut()
-                    .rev()
-                    .find(|r| r.id_number == applicant)
-                {
-                    r.verified_monthly_income_fen = 358_000 * size + 50_000;
+            "name_mismatch" => plan.ps_name = Some(format!("{}某", plan.members[0].name)),
+            "co_applicant_unknown" => plan.skip_ps_for_co_applicant = true,
+            "co_applicant_deceased" => plan.co_applicant_deceased = true,
+            "hukou_five_years" => plan.hukou_since = years_before(today, p.hukou_min_years),
+            "hukou_too_recent" => plan.hukou_since = years_before(today, p.hukou_min_years) + Days::new(1),
+            "hukou_rongcheng" => plan.hukou_region = "371082".into(),
+            "permit_valid_today" => plan.permit_until = Some(today),
+            "permit_expired" => plan.permit_until = Some(today - Days::new(1)),
+            "vehicle_at_limit" => plan.vehicles = vec![(p.vehicle_max_value_fen.0, false)],
+            "vehicle_over_limit" => plan.vehicles = vec![(p.vehicle_max_value_fen.0 + 1, false)],
+            "two_vehicles" => plan.vehicles = vec![(5_000_000, false), (6_000_000, false)],
+            "adapted_vehicle_ignored" => plan.vehicles = vec![(10_000_000, false), (30_000_000, true)],
+            "spouse_not_declared" => {
+                let birth = self.years_ago(30, 50);
+                let region = plan.hukou_region.clone();
+                plan.undeclared_spouse = Some(self.new_person(&region, birth));
+            }
+            "spouse_mismatch" => plan.spouse_not_registered = true,
+            "income_at_limit" | "income_over_limit" => {
+                unassisted(plan);
+                let extra = if scenario == "income_over_limit" { 1 } else { 0 };
+                for m in plan.members.iter_mut() {
+                    m.income = 0;
                 }
+                plan.members[0].income = p.income_limit_fen.0 * size + extra;
             }
-            "vehicle_exceeds" => self.records.ps_vehicles.push(vehicle(&applicant, 26_000_000)),
-            "fraud_ban" => self.records.hs_bans.push(hs_bans::Model {
-                id: 0,
-                id_number: applicant.clone(),
-                imposed_on: today - Days::new(700),
-            }),
-            "already_housed" => self.records.hs_benefits.push(hs_benefits::Model {
-                id: 0,
-                id_number: applicant.clone(),
-                kind: "rent_subsidy".into(),
-                active: true,
-            }),
-            "hukou_too_recent" => {
-                if let Some(r) = self
-                    .records
-                    .ps_persons
-                    .iter_mut()
-                    .rev()
-                    .find(|r| r.id_number == applicant)
-                {
-                    r.hukou_since = today - Days::new(700);
+            "dibao_income_exempt" => {
+                plan.category = AssistanceCategory::Dibao;
+                plan.members[0].income = p.income_limit_fen.0 * size + 100_000;
+            }
+            "assets_at_limit" | "assets_over_limit" => {
+                for m in plan.members.iter_mut() {
+                    m.assets = 0;
                 }
+                plan.members[0].assets =
+                    p.assets_limit_per_person().0 * size + i64::from(scenario == "assets_over_limit");
             }
-            "housing_area_exceeds" => {
-                self.records.nr_properties.retain(|p| p.id_number != applicant);
-                self.records.nr_properties.push(home(
-                    &applicant,
-                    "residential",
-                    (15 * size + 12) * 100,
-                    today - Days::new(3000),
-                ));
+            "record_not_found" => plan.skip_ca_for_applicant = true,
+            "insurance_at_minimum" | "insurance_one_short" => {
+                let need = if plan.track == M {
+                    p.migrant_consecutive_months
+                } else {
+                    p.new_employee_insurance_months
+                };
+                let n = if scenario == "insurance_one_short" {
+                    need - 1
+                } else {
+                    need
+                };
+                plan.contributions = consecutive(month, n);
             }
-            "owns_housing" => {
-                self.records
-                    .nr_properties
-                    .push(home(&applicant, "residential", 6_000, today - Days::new(3000)))
+            "migrant_total_36" => {
+                // A current run of 3, then a gap, then 33 earlier months: 36 in total.
+                let mut months = consecutive(month, 3);
+                months.extend(consecutive(back(month, 5), p.migrant_total_months - 3));
+                plan.contributions = months;
             }
-            "not_recent_graduate" => {
-                if let Some(d) = self
-                    .records
-                    .ed_degrees
-                    .iter_mut()
-                    .rev()
-                    .find(|d| d.id_number == applicant)
-                {
-                    d.graduated_on = NaiveDate::from_ymd_opt(today.year() - 8, 7, 1).unwrap_or(d.graduated_on);
-                }
+            "back_paid_breaks_run" => {
+                let mut months = consecutive(month, p.migrant_consecutive_months);
+                months[6].1 = true;
+                plan.contributions = months;
             }
-            "insurance_too_short" => {
-                self.records.hr_contributions.retain(|c| c.id_number != applicant);
-                self.contributions(&applicant, 3);
+            "not_employed" => plan.contributions = consecutive(back(month, 2), 24),
+            "area_at_limit" => {
+                plan.properties = vec![(PropertyUse::Residential, p.area_limit_per_person.0 * size, None)]
             }
-            "no_residence_permit" => {
-                for p in self.records.ps_permits.iter_mut().filter(|p| p.id_number == applicant) {
-                    p.valid_until = today - Days::new(40);
-                }
+            "area_over_limit" => {
+                plan.properties = vec![(PropertyUse::Residential, p.area_limit_per_person.0 * size + 1, None)]
             }
-            "non_residential_property" => {
-                self.records
-                    .nr_properties
-                    .push(home(&applicant, "non_residential", 8_000, today - Days::new(2000)))
+            "sold_before_look_back" => {
+                plan.properties = vec![(PropertyUse::Residential, 9_000, Some((look_back, TransferCause::Sale)))]
             }
+            "sold_within_look_back" => {
+                plan.properties = vec![(
+                    PropertyUse::Residential,
+                    9_000,
+                    Some((look_back + Days::new(1), TransferCause::Gift)),
+                )]
+            }
+            "owns_home" => plan.properties = vec![(PropertyUse::Residential, 2_000, None)],
+            "shop_held" => plan.properties.push((PropertyUse::NonResidential, 8_000, None)),
+            "already_housed" => plan.benefit = true,
+            "bought_affordable" => plan.purchase = true,
+            "ban_expired" => plan.ban = Some(years_before(today, p.ban_years)),
+            "ban_active" => plan.ban = Some(years_before(today, p.ban_years) + Days::new(1)),
+            "graduated_just_within" => {
+                plan.degree = Some((
+                    DegreeLevel::Bachelor,
+                    years_before(today, p.graduate_within_years) + Days::new(1),
+                ))
+            }
+            "graduated_five_years_ago" => {
+                plan.degree = Some((DegreeLevel::Bachelor, years_before(today, p.graduate_within_years)))
+            }
+            "vocational_only" => plan.degree = Some((DegreeLevel::Vocational, today - Days::new(400))),
             _ => {}
         }
+    }
 
-        let person_form = |m: &Member, relation: Option<&str>| PersonForm {
+    /// Writes the plan as each department's records and the applicant's form.
+    fn emit(&mut self, plan: Plan) -> ApplicationForm {
+        let today = self.today;
+        let applicant = plan.members[0].id.clone();
+        let listed_spouse = plan
+            .members
+            .iter()
+            .find(|m| m.relation == "spouse")
+            .map(|m| m.id.clone());
+        let registered_spouse = match (&plan.undeclared_spouse, plan.spouse_not_registered) {
+            (Some((_, id)), _) => Some(id.clone()),
+            (None, true) => None,
+            (None, false) => listed_spouse.clone(),
+        };
+        let mut out = Vec::new();
+        for (i, m) in plan.members.iter().enumerate() {
+            let is_applicant = i == 0;
+            if !(plan.skip_ps_for_co_applicant && i == 1) {
+                out.push(Record::PublicSecurity(Ps::Person {
+                    id_number: m.id.clone(),
+                    name: if is_applicant {
+                        plan.ps_name.clone().unwrap_or_else(|| m.name.clone())
+                    } else {
+                        m.name.clone()
+                    },
+                    hukou_region: region(if is_applicant {
+                        &plan.hukou_region
+                    } else {
+                        m.id.region_code()
+                    }),
+                    hukou_since: if is_applicant {
+                        plan.hukou_since
+                    } else {
+                        m.id.birth_date()
+                    },
+                    deceased: plan.co_applicant_deceased && i == 1,
+                }));
+            }
+            let (status, spouse) = if is_applicant {
+                match &registered_spouse {
+                    Some(s) => (MaritalStatus::Married, Some(s.clone())),
+                    None => (MaritalStatus::Single, None),
+                }
+            } else if m.relation == "spouse" && !plan.spouse_not_registered {
+                (MaritalStatus::Married, Some(applicant.clone()))
+            } else {
+                (MaritalStatus::Single, None)
+            };
+            if !(is_applicant && plan.skip_ca_for_applicant) {
+                out.push(Record::CivilAffairs(Ca::Person {
+                    id_number: m.id.clone(),
+                    name: m.name.clone(),
+                    marital_status: status,
+                    spouse_id_number: spouse,
+                    assistance_category: if is_applicant {
+                        plan.category
+                    } else {
+                        AssistanceCategory::None
+                    },
+                    verified_monthly_income_fen: Fen(m.income),
+                    financial_assets_fen: Fen(m.assets),
+                }));
+            }
+            out.push(Record::HumanResources(Hr::Person {
+                id_number: m.id.clone(),
+                name: m.name.clone(),
+                employer: None,
+            }));
+            out.push(Record::NaturalResources(Nr::Person {
+                id_number: m.id.clone(),
+            }));
+            out.push(Record::Housing(Hs::Person {
+                id_number: m.id.clone(),
+            }));
+            out.push(Record::Education(Ed::Person {
+                id_number: m.id.clone(),
+                name: m.name.clone(),
+            }));
+        }
+        if let Some((name, id)) = &plan.undeclared_spouse {
+            out.push(Record::CivilAffairs(Ca::Person {
+                id_number: id.clone(),
+                name: name.clone(),
+                marital_status: MaritalStatus::Married,
+                spouse_id_number: Some(applicant.clone()),
+                assistance_category: AssistanceCategory::None,
+                verified_monthly_income_fen: Fen(0),
+                financial_assets_fen: Fen(0),
+            }));
+        }
+        for (value, adapted) in &plan.vehicles {
+            out.push(Record::PublicSecurity(Ps::Vehicle {
+                id_number: applicant.clone(),
+                plate: "鲁K·00000".into(),
+                value_fen: Fen(*value),
+                disability_adapted: *adapted,
+            }));
+        }
+        if let Some(until) = plan.permit_until {
+            out.push(Record::PublicSecurity(Ps::ResidencePermit {
+                id_number: applicant.clone(),
+                region: region("371002"),
+                valid_until: until,
+            }));
+        }
+        for (month, back_paid) in &plan.contributions {
+            out.push(Record::HumanResources(Hr::Contribution {
+                id_number: applicant.clone(),
+                month: Month(*month),
+                back_paid: *back_paid,
+            }));
+        }
+        for (usage, area, transfer) in &plan.properties {
+            out.push(Record::NaturalResources(Nr::Property {
+                id_number: applicant.clone(),
+                usage: *usage,
+                area_centi_sqm: CentiSqm(*area),
+                acquired_on: today - Days::new(4000),
+                transferred_on: transfer.map(|t| t.0),
+                transfer_cause: transfer.map(|t| t.1),
+            }));
+        }
+        if plan.benefit {
+            out.push(Record::Housing(Hs::Benefit {
+                id_number: applicant.clone(),
+                kind: BenefitKind::RentSubsidy,
+                active: true,
+            }));
+        }
+        if plan.purchase {
+            out.push(Record::Housing(Hs::Purchase {
+                id_number: applicant.clone(),
+                kind: PurchaseKind::Economical,
+                purchased_on: today - Days::new(3000),
+            }));
+        }
+        if let Some(on) = plan.ban {
+            out.push(Record::Housing(Hs::Ban {
+                id_number: applicant.clone(),
+                imposed_on: on,
+            }));
+        }
+        if let Some((level, on)) = plan.degree {
+            out.push(Record::Education(Ed::Degree {
+                id_number: applicant.clone(),
+                level,
+                graduated_on: on,
+            }));
+        }
+        self.records.extend(out);
+
+        let person = |m: &Member, relation: Option<&str>| PersonForm {
             name: Some(m.name.clone()),
             id_number: Some(m.id.expose().to_owned()),
             relation: relation.map(str::to_owned),
         };
-        let form = ApplicationForm {
-            track: Some(track.as_str().into()),
-            applicant: Some(person_form(&members[0], None)),
-            co_applicants: members[1..].iter().map(|m| person_form(m, Some(m.relation))).collect(),
-            declared_monthly_income_fen: Some(declared),
+        ApplicationForm {
+            track: Some(plan.track.as_str().into()),
+            applicant: Some(person(&plan.members[0], None)),
+            co_applicants: plan.members[1..].iter().map(|m| person(m, Some(m.relation))).collect(),
+            declared_monthly_income_fen: Some(plan.members.iter().map(|m| m.income).sum()),
             benefit: Some(
                 if self.rng.random_bool(0.5) {
                     "rent_subsidy"
@@ -443,72 +648,30 @@ impl Generator {
                 .into(),
             ),
             phone: Some(format!("138{:08}", self.rng.random_range(0..100_000_000u32))),
-            employer: (track != Track::LocalFamily).then(|| "威海市某某有限公司".to_owned()),
+            employer: (plan.track != L).then(|| "威海市某某有限公司".to_owned()),
             consent: Some(true),
-        };
-        self.applications.push(SampleApplication {
-            scenario: scenario.into(),
-            expected,
-            expected_reason: reason,
-            application: form,
-        });
-        members.len()
-    }
-
-    /// `months` consecutive on-time contributions ending this month.
-    fn contributions(&mut self, id: &str, months: u32) {
-        let mut m = month_key(self.today);
-        for _ in 0..months {
-            self.records.hr_contributions.push(hr_contributions::Model {
-                id: 0,
-                id_number: id.into(),
-                month: m,
-                back_paid: false,
-            });
-            m = previous_month(m);
         }
     }
 }
 
-fn ca(
-    id: &IdNumber,
-    name: &str,
-    status: &str,
-    spouse: Option<&IdNumber>,
-    category: &str,
-    income_fen: i64,
-) -> ca_persons::Model {
-    ca_persons::Model {
-        id_number: id.expose().into(),
-        name: name.into(),
-        marital_status: status.into(),
-        spouse_id_number: spouse.map(|s| s.expose().to_owned()),
-        assistance_category: category.into(),
-        verified_monthly_income_fen: income_fen,
-        financial_assets_fen: 0,
+/// `n` on-time months ending at `last` (yyyymm), newest first.
+fn consecutive(last: i32, n: u32) -> Vec<(i32, bool)> {
+    let mut out = Vec::new();
+    let mut m = last;
+    for _ in 0..n {
+        out.push((m, false));
+        m = previous_month(m);
     }
+    out
 }
 
-fn vehicle(id: &str, value_fen: i64) -> ps_vehicles::Model {
-    ps_vehicles::Model {
-        id: 0,
-        id_number: id.into(),
-        plate: "鲁K·00000".into(),
-        value_fen,
-        disability_adapted: false,
-    }
+/// The month `n` months before `m`.
+fn back(m: i32, n: u32) -> i32 {
+    (0..n).fold(m, |m, _| previous_month(m))
 }
 
-fn home(id: &str, usage: &str, area_centi_sqm: i64, acquired_on: NaiveDate) -> nr_properties::Model {
-    nr_properties::Model {
-        id: 0,
-        id_number: id.into(),
-        usage: usage.into(),
-        area_centi_sqm,
-        acquired_on,
-        transferred_on: None,
-        transfer_cause: None,
-    }
+fn region(code: &str) -> RegionCode {
+    RegionCode::try_from(code.to_owned()).expect("generator region codes are six digits")
 }
 
 /// Opens, migrates and returns every department's registry.
@@ -524,48 +687,48 @@ pub async fn open_registries(
     Ok(out)
 }
 
-/// Writes generated records into each department's own registry, in chunks.
-pub async fn load(records: Records, registries: &BTreeMap<Department, DatabaseConnection>) -> Result<(), DbErr> {
-    let db = |d: Department| {
-        registries
-            .get(&d)
-            .ok_or_else(|| DbErr::Custom(format!("no registry connection for {d}")))
-    };
-    insert::<ps_persons::ActiveModel, _>(db(Department::PublicSecurity)?, records.ps_persons, false).await?;
-    insert::<ps_residence_permits::ActiveModel, _>(db(Department::PublicSecurity)?, records.ps_permits, true).await?;
-    insert::<ps_vehicles::ActiveModel, _>(db(Department::PublicSecurity)?, records.ps_vehicles, true).await?;
-    insert::<ca_persons::ActiveModel, _>(db(Department::CivilAffairs)?, records.ca_persons, false).await?;
-    insert::<hr_persons::ActiveModel, _>(db(Department::HumanResources)?, records.hr_persons, false).await?;
-    insert::<hr_contributions::ActiveModel, _>(db(Department::HumanResources)?, records.hr_contributions, true).await?;
-    insert::<nr_persons::ActiveModel, _>(db(Department::NaturalResources)?, records.nr_persons, false).await?;
-    insert::<nr_properties::ActiveModel, _>(db(Department::NaturalResources)?, records.nr_properties, true).await?;
-    insert::<hs_persons::ActiveModel, _>(db(Department::Housing)?, records.hs_persons, false).await?;
-    insert::<hs_benefits::ActiveModel, _>(db(Department::Housing)?, records.hs_benefits, true).await?;
-    insert::<hs_bans::ActiveModel, _>(db(Department::Housing)?, records.hs_bans, true).await?;
-    insert::<ed_persons::ActiveModel, _>(db(Department::Education)?, records.ed_persons, false).await?;
-    insert::<ed_degrees::ActiveModel, _>(db(Department::Education)?, records.ed_degrees, true).await?;
+/// Loads generated records into each department's own registry, through the import path.
+pub async fn load(records: Vec<Record>, registries: &BTreeMap<Department, DatabaseConnection>) -> Result<(), DbErr> {
+    let mut by_department: BTreeMap<Department, Vec<Record>> = BTreeMap::new();
+    for r in records {
+        by_department.entry(r.department()).or_default().push(r);
+    }
+    for (department, records) in by_department {
+        let db = registries
+            .get(&department)
+            .ok_or_else(|| DbErr::Custom(format!("no registry connection for {department}")))?;
+        import::load(db, department, &records, false).await?;
+    }
     Ok(())
 }
 
-/// Inserts rows in chunks; `auto_id` rows get their key from the database.
-async fn insert<A, M>(db: &DatabaseConnection, rows: Vec<M>, auto_id: bool) -> Result<(), DbErr>
-where
-    M: IntoActiveModel<A>,
-    A: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send,
-    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
-{
-    let mut models: Vec<A> = rows.into_iter().map(IntoActiveModel::into_active_model).collect();
-    if auto_id {
-        for m in &mut models {
-            if let Some(pk) = <A::Entity as EntityTrait>::PrimaryKey::iter().next() {
-                m.not_set(pk.into_column());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_covers_every_reason_and_every_track() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        let (records, samples) = Generator::new(1, today).catalogue();
+        assert!(!records.is_empty());
+        for track in Track::ALL {
+            for outcome in [Q, R, F] {
+                assert!(
+                    samples
+                        .iter()
+                        .any(|s| s.expected == outcome && s.application.track.as_deref() == Some(track.as_str())),
+                    "{track} has no {outcome:?} sample"
+                );
             }
         }
+        let reasons: HashSet<_> = samples.iter().filter_map(|s| s.expected_reason).collect();
+        assert!(reasons.len() >= 20, "{reasons:?}");
+        // Every record the generator makes is one an export could hold.
+        for r in &records {
+            assert_eq!(
+                prh_common::records::parse_line(r.department(), &r.to_line()).as_ref(),
+                Ok(r)
+            );
+        }
     }
-    for chunk in models.chunks(500) {
-        <A::Entity as EntityTrait>::insert_many(chunk.to_vec())
-            .exec_without_returning(db)
-            .await?;
-    }
-    Ok(())
 }
