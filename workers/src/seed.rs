@@ -96,6 +96,10 @@ const GIVEN: &[&str] = &[
 ];
 const ELSEWHERE: &[&str] = &["370102", "370202", "370602", "410105", "230102", "220102"];
 
+/// A property as planned: its use, its area in centi-m², and when and why it was
+/// transferred, if it was.
+type PlannedProperty = (PropertyUse, i64, Option<(NaiveDate, TransferCause)>);
+
 /// A household member as planned.
 struct Member {
     name: String,
@@ -118,7 +122,7 @@ struct Plan {
     /// (month, back-paid)
     contributions: Vec<(i32, bool)>,
     /// (use, area, transferred on and why)
-    properties: Vec<(PropertyUse, i64, Option<(NaiveDate, TransferCause)>)>,
+    properties: Vec<PlannedProperty>,
     degree: Option<(DegreeLevel, NaiveDate)>,
     benefit: bool,
     purchase: bool,
@@ -211,12 +215,12 @@ impl Generator {
     fn new_person(&mut self, region: &str, birth: NaiveDate) -> (String, IdNumber) {
         loop {
             let seq = self.rng.random_range(0..1000);
-            if let Ok(id) = IdNumber::from_body(&format!("{region}{}{seq:03}", birth.format("%Y%m%d"))) {
-                if self.used.insert(id.expose().to_owned()) {
-                    let surname = SURNAMES.choose(&mut self.rng).copied().unwrap_or("王");
-                    let given = GIVEN.choose(&mut self.rng).copied().unwrap_or("伟");
-                    return (format!("{surname}{given}"), id);
-                }
+            if let Ok(id) = IdNumber::from_body(&format!("{region}{}{seq:03}", birth.format("%Y%m%d")))
+                && self.used.insert(id.expose().to_owned())
+            {
+                let surname = SURNAMES.choose(&mut self.rng).copied().unwrap_or("王");
+                let given = GIVEN.choose(&mut self.rng).copied().unwrap_or("伟");
+                return (format!("{surname}{given}"), id);
             }
         }
     }
