@@ -40,8 +40,8 @@ pub struct LocalPipeline {
 }
 
 /// Components that report readiness: intake's relay and AMQP consumer, six pools, the
-/// collector and its relay.
-const COMPONENTS: usize = 10;
+/// collector and its relay, and the housing pool's decision subscriber.
+const COMPONENTS: usize = 11;
 
 impl LocalPipeline {
     /// Starts every component on `settings`, with intake on a free loopback port, and

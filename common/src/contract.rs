@@ -85,6 +85,15 @@ pub enum Subject {
 }
 
 impl Subject {
+    /// Whether the request names nobody: such a request could only pass vacuously.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Self::PublicSecurity { persons } | Self::CivilAffairs { persons, .. } => persons.is_empty(),
+            Self::NaturalResources { id_numbers } | Self::Housing { id_numbers } => id_numbers.is_empty(),
+            Self::HumanResources { .. } | Self::Education { .. } => false,
+        }
+    }
+
     pub fn department(&self) -> Department {
         match self {
             Self::PublicSecurity { .. } => Department::PublicSecurity,

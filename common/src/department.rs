@@ -127,10 +127,10 @@ impl fmt::Display for Track {
 impl FromStr for Track {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Track::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unknown track `{s}`; expected local_family, new_employee or migrant_worker"))
+        Track::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
+            let s = crate::id_number::redact(s);
+            format!("unknown track `{s}`; expected local_family, new_employee or migrant_worker")
+        })
     }
 }
 

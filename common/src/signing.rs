@@ -42,19 +42,34 @@ impl AuthorityKey {
             return Ok(Self::from_key(SigningKey::from_bytes(&bytes)));
         }
         let signer = Self::from_key(SigningKey::generate(&mut rand::rng()));
-        let write = |p: &Path, text: String| {
-            if let Some(dir) = p.parent() {
-                std::fs::create_dir_all(dir).map_err(|source| KeyError::Write { path: p.into(), source })?;
-            }
-            std::fs::write(p, text + "\n").map_err(|source| KeyError::Write { path: p.into(), source })
+        let write_err = |source| KeyError::Write {
+            path: path.into(),
+            source,
         };
-        write(path, B64.encode(signer.key.to_bytes()))?;
-        restrict_permissions(path);
-        write(
-            &public_key_path(path),
-            B64.encode(signer.key.verifying_key().to_bytes()),
-        )?;
-        Ok(signer)
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(write_err)?;
+        }
+        // Written whole to a private temporary file, then linked into place: when two
+        // collectors start at once on a fresh volume, one key wins and the other process
+        // loads it; nobody ever reads a half-written key.
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        write_private(&tmp, &(B64.encode(signer.key.to_bytes()) + "\n")).map_err(write_err)?;
+        let linked = std::fs::hard_link(&tmp, path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                let public = public_key_path(path);
+                std::fs::write(&public, B64.encode(signer.key.verifying_key().to_bytes()) + "\n").map_err(
+                    |source| KeyError::Write {
+                        path: public.clone(),
+                        source,
+                    },
+                )?;
+                Ok(signer)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_generate(path),
+            Err(e) => Err(write_err(e)),
+        }
     }
 
     pub fn from_key(key: SigningKey) -> Self {
@@ -75,13 +90,18 @@ impl AuthorityKey {
     }
 }
 
-#[cfg(unix)]
-fn restrict_permissions(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+/// Writes a new file that only its owner can read, from the moment it exists.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(text.as_bytes())
 }
-#[cfg(not(unix))]
-fn restrict_permissions(_: &Path) {}
 
 /// Where the public half of a key file is kept.
 pub fn public_key_path(key_file: &Path) -> PathBuf {
@@ -180,6 +200,28 @@ mod tests {
             ring.verify("00", b"hello", &sig),
             Err(SignatureError::UnknownKey("00".into()))
         );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "the private key is readable by others: {mode:o}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn collectors_starting_together_share_one_key() {
+        let dir = tempfile_dir();
+        let path = dir.join("signing.key");
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| AuthorityKey::load_or_generate(&path).unwrap().key_id().to_owned()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
+        let mut ring = KeyRing::default();
+        assert_eq!(ring.add_file(&public_key_path(&path)).unwrap(), ids[0]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

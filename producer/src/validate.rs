@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use prh_common::{
     application::{Application, ApplicationForm, Benefit, Person, PersonForm, Relation},
     department::Track,
-    id_number::IdNumber,
+    id_number::{IdNumber, redact},
     money::Fen,
 };
 use serde::Serialize;
@@ -66,7 +66,7 @@ pub fn parse(form: &ApplicationForm, today: NaiveDate, limits: Limits) -> Result
             errors.push(FieldError::new(
                 "benefit",
                 "unknown_benefit",
-                format!("unknown benefit `{other}`; expected flat or rent_subsidy"),
+                format!("unknown benefit `{}`; expected flat or rent_subsidy", redact(other)),
             ));
             None
         }
@@ -242,7 +242,7 @@ fn person(
             errors.push(FieldError::new(
                 format!("{path}.relation"),
                 "unknown_relation",
-                format!("unknown relation `{other}`; expected spouse, child or parent"),
+                format!("unknown relation `{}`; expected spouse, child or parent", redact(other)),
             ));
             None
         }

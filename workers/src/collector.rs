@@ -141,8 +141,11 @@ impl Collector {
             .all(txn)
             .await?
             .into_iter()
-            .filter_map(|row| serde_json::from_value(row.payload).ok())
-            .collect();
+            .map(|row| {
+                serde_json::from_value(row.payload)
+                    .map_err(|e| DbErr::Custom(format!("stored finding unreadable: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
         let complete = application
             .track
             .departments()

@@ -3,6 +3,7 @@
 
 pub mod collector;
 pub mod departments;
+pub mod housing_closer;
 pub mod import;
 pub mod pool;
 pub mod seed;

@@ -8,6 +8,7 @@ use prh_common::{
     department::Department,
     id_number::redact,
     policy_set::PolicySet,
+    store::db::is_transient,
     trace,
 };
 use sea_orm::DatabaseConnection;
@@ -31,6 +32,9 @@ impl Handler for CheckHandler {
             Ok(r) => r,
             Err(e) => return Disposition::Park(redact(&format!("malformed_body: {e}"))),
         };
+        if request.subject.is_empty() {
+            return Disposition::Park("empty_subject: the request names nobody to check".into());
+        }
         if request.subject.department() != self.department {
             let got = request.subject.department();
             return Disposition::Park(format!(
@@ -73,7 +77,8 @@ impl CheckHandler {
         };
         let answer = match departments::check(&self.registry, &request, policy).await {
             Ok(a) => a,
-            Err(e) => return Disposition::Retry(format!("registry: {}", redact(&e.to_string()))),
+            Err(e) if is_transient(&e) => return Disposition::Retry(format!("registry: {}", redact(&e.to_string()))),
+            Err(e) => return Disposition::Park(format!("registry_error: {}", redact(&e.to_string()))),
         };
         let finding = Finding {
             application_id: request.application_id,

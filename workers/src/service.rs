@@ -1,7 +1,7 @@
 //! Running a department pool or the collector as a service over the shared consumer
 //! runtime, until shutdown.
 
-use crate::{collector::Collector, pool::CheckHandler};
+use crate::{collector::Collector, housing_closer::HousingCloser, pool::CheckHandler};
 use anyhow::Context;
 use prh_common::{
     bus::{ConsumerSpec, Health, consumer},
@@ -38,6 +38,24 @@ pub async fn run_pool(
         prefetch: settings.workers.prefetch,
         concurrency: settings.workers.concurrency,
     };
+    let closer = (department == Department::Housing).then(|| {
+        let spec = ConsumerSpec {
+            name: "housing-closer".into(),
+            queue: topology.housing_decisions_queue(),
+            prefetch: settings.workers.prefetch,
+            concurrency: 4,
+        };
+        let handler = Arc::new(HousingCloser {
+            registry: registry.clone(),
+        });
+        let (url, topology, health, shutdown) = (
+            settings.amqp.url.clone(),
+            topology.clone(),
+            health.clone(),
+            shutdown.clone(),
+        );
+        tokio::spawn(async move { consumer::run(&url, &topology, spec, handler, health, shutdown).await })
+    });
     let handler = Arc::new(CheckHandler {
         department,
         registry,
@@ -45,6 +63,9 @@ pub async fn run_pool(
         topology: topology.clone(),
     });
     consumer::run(&settings.amqp.url, &topology, spec, handler, health, shutdown).await;
+    if let Some(task) = closer {
+        let _ = task.await;
+    }
     Ok(())
 }
 

@@ -26,11 +26,12 @@ pub async fn connect(url: &str, name: &str, shutdown: &CancellationToken) -> Opt
     }
 }
 
-/// The broker login in an AMQP URL, which RabbitMQ checks against the `user_id` property.
+/// The broker login an AMQP URL logs in with (percent-decoded, as lapin sends it), which
+/// RabbitMQ checks against the `user_id` property.
 pub fn login_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let (userinfo, _) = rest.split_once('@')?;
-    Some(userinfo.split(':').next()?.to_owned())
+    url.parse::<lapin::uri::AMQPUri>()
+        .ok()
+        .map(|uri| uri.authority.userinfo.username)
 }
 
 #[cfg(test)]
@@ -41,6 +42,10 @@ mod tests {
             super::login_of("amqp://guest:guest@127.0.0.1:5672/%2f").as_deref(),
             Some("guest")
         );
-        assert_eq!(super::login_of("amqp://127.0.0.1"), None);
+        assert_eq!(
+            super::login_of("amqp://prh%2Dintake:pw@127.0.0.1").as_deref(),
+            Some("prh-intake")
+        );
+        assert_eq!(super::login_of("not a url"), None);
     }
 }

@@ -61,6 +61,11 @@ impl Topology {
     pub fn decisions_queue(&self) -> String {
         self.name("decisions")
     }
+    /// The housing pool's own subscription to decisions: a decided application is no
+    /// longer "open" for HS-DUPLICATE.
+    pub fn housing_decisions_queue(&self) -> String {
+        self.name("housing.decisions")
+    }
     pub fn dead_exchange(&self) -> String {
         self.name("dead")
     }
@@ -72,7 +77,12 @@ impl Topology {
 
     /// Every work queue: each has a parking queue.
     pub fn work_queues(&self) -> Vec<String> {
-        let mut queues = vec![self.intake_queue(), self.collector_queue(), self.decisions_queue()];
+        let mut queues = vec![
+            self.intake_queue(),
+            self.collector_queue(),
+            self.decisions_queue(),
+            self.housing_decisions_queue(),
+        ];
         queues.extend(Department::ALL.iter().map(|&d| self.check_queue(d)));
         queues
     }
@@ -106,6 +116,17 @@ impl Topology {
                 self.decisions_queue(),
                 self.decisions_exchange(),
                 "decision.#".to_owned(),
+            ),
+            // Referred cases stay open until a person decides them.
+            (
+                self.housing_decisions_queue(),
+                self.decisions_exchange(),
+                "decision.qualified".to_owned(),
+            ),
+            (
+                self.housing_decisions_queue(),
+                self.decisions_exchange(),
+                "decision.rejected".to_owned(),
             ),
         ];
         for d in Department::ALL {
@@ -201,6 +222,6 @@ mod tests {
             "weihai.dead.checks.housing"
         );
         assert_eq!(t.dead_queue(&t.collector_queue()), "weihai.dead.collector");
-        assert_eq!(t.work_queues().len(), 9);
+        assert_eq!(t.work_queues().len(), 10);
     }
 }

@@ -89,7 +89,9 @@ fn evaluate(ctx: &Context<'_>, persons: &[NamedPerson], records: &HashMap<String
         .sum();
     let income_threshold = format!("at most {} per person per month (特困/低保 exempt)", p.income_limit_fen);
     let income_observed = format!("{income} for {size} person(s), category {}", category.as_str());
-    let income_failures = if !category.is_assisted() && income.0 > p.income_limit_fen.0 * size {
+    // Without the applicant's record the category, and so the exemption, is unknown: the
+    // income cannot be judged, only referred.
+    let income_failures = if applicant.is_some() && !category.is_assisted() && income.0 > p.income_limit_fen.0 * size {
         vec![(R::IncomeExceeds, income_observed.clone())]
     } else {
         vec![]
@@ -250,6 +252,25 @@ mod tests {
                 "{status} {category} {incomes:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_missing_applicant_record_refers_income_instead_of_failing_it() {
+        let policy = Policy::default();
+        let ctx = Context {
+            policy: &policy,
+            date: NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
+        };
+        let a = person("37100219800101123", Relation::Applicant);
+        let s = person("37100219820101124", Relation::Spouse);
+        // The spouse alone earns more than the household limit; the applicant may be 低保.
+        let records = HashMap::from([(
+            s.id_number.expose().to_owned(),
+            record(&s, "married", Some(&a), "none", 8_000),
+        )]);
+        let got = evaluate(&ctx, &[a, s], &records);
+        assert_eq!(got.criteria[1].outcome, Outcome::Refer);
+        assert_eq!(got.criteria[1].reasons, vec![R::RecordNotFound]);
     }
 
     #[test]

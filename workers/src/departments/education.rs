@@ -5,12 +5,10 @@ use prh_common::{
     contract::NamedApplicant,
     criteria::{CriterionCode as C, CriterionResult, ReasonCode as R},
     dates::years_before,
+    records::DegreeLevel,
     store::registry::{ed_degrees, ed_persons},
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
-
-/// Degree levels from lowest to highest; college (大专) and above count.
-const LEVELS: [&str; 5] = ["vocational", "college", "bachelor", "master", "doctor"];
 
 pub async fn check(db: &DatabaseConnection, ctx: &Context<'_>, applicant: &NamedApplicant) -> Result<Answer, DbErr> {
     let id = applicant.id_number.expose();
@@ -32,22 +30,25 @@ pub async fn check(db: &DatabaseConnection, ctx: &Context<'_>, applicant: &Named
     })
 }
 
-fn rank(level: &str) -> usize {
-    LEVELS.iter().position(|l| *l == level).unwrap_or(0)
+/// The stored level; an unknown one counts as below college.
+fn level(d: &ed_degrees::Model) -> DegreeLevel {
+    DegreeLevel::parse(&d.level).unwrap_or(DegreeLevel::Vocational)
 }
 
 fn evaluate(ctx: &Context<'_>, degrees: &[ed_degrees::Model]) -> CriterionResult {
     let since = years_before(ctx.date, ctx.policy.graduate_within_years);
     let threshold = format!("大专 or above, graduated after {since}");
-    let highest = degrees.iter().max_by_key(|d| (rank(&d.level), d.graduated_on));
+    // The highest degree held on the application date; a later one does not count yet.
+    let highest = degrees
+        .iter()
+        .filter(|d| d.graduated_on <= ctx.date)
+        .max_by_key(|d| (level(d), d.graduated_on));
     match highest {
-        Some(d) if rank(&d.level) >= 1 && d.graduated_on > since && d.graduated_on <= ctx.date => {
-            CriterionResult::pass(
-                C::EdGraduate,
-                format!("{} graduated {}", d.level, d.graduated_on),
-                threshold,
-            )
-        }
+        Some(d) if level(d) >= DegreeLevel::College && d.graduated_on > since => CriterionResult::pass(
+            C::EdGraduate,
+            format!("{} graduated {}", d.level, d.graduated_on),
+            threshold,
+        ),
         Some(d) => CriterionResult::fail(
             C::EdGraduate,
             vec![R::NotRecentGraduate],
@@ -87,6 +88,10 @@ mod tests {
                 Outcome::Pass,
             ),
             (vec![degree("master", d(2026, 11, 27))], Outcome::Fail),
+            (
+                vec![degree("bachelor", d(2024, 7, 1)), degree("master", d(2027, 1, 1))],
+                Outcome::Pass,
+            ),
             (vec![], Outcome::Fail),
         ];
         for (degrees, expected) in cases {
