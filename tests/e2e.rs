@@ -476,19 +476,18 @@ async fn every_reason_code_through_imported_registries() {
                 view["decision"]["reasons"]
             ));
         }
-        if let Some(reason) = sample.expected_reason {
-            if !view["decision"]["reasons"]
+        if let Some(reason) = sample.expected_reason
+            && !view["decision"]["reasons"]
                 .as_array()
                 .unwrap()
                 .contains(&json!(reason.as_str()))
-            {
-                failures.push(format!(
-                    "{} on {track}: no {} in {}",
-                    sample.scenario,
-                    reason.as_str(),
-                    view["decision"]["reasons"]
-                ));
-            }
+        {
+            failures.push(format!(
+                "{} on {track}: no {} in {}",
+                sample.scenario,
+                reason.as_str(),
+                view["decision"]["reasons"]
+            ));
         }
     }
     running.stop().await.unwrap();
