@@ -85,6 +85,11 @@ enum Command {
         #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// Load a department's registry export (JSON Lines, docs/registry-format.md).
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
     /// Check eligibility policy files.
     Policy {
         #[command(subcommand)]
@@ -98,6 +103,21 @@ enum Command {
         /// Working folder (wiped at start).
         #[arg(long, default_value = "prh-demo")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// Validate every line of FILE, report bad lines by number and reason, and load the
+    /// rest into the department's own registry in one transaction. Exit status 1 when any
+    /// line was refused.
+    Import {
+        #[arg(long)]
+        department: Department,
+        file: PathBuf,
+        /// Delete the department's previous records first (a full export).
+        #[arg(long)]
+        replace: bool,
     },
 }
 
@@ -142,6 +162,14 @@ fn main() -> ExitCode {
             Command::Submit { file, idempotency_key } => client::submit(&settings, &file, idempotency_key).await,
             Command::Status { id, json } => client::status(&settings, &id, json).await,
             Command::Verify { target, key } => client::verify(&settings, &target, key.as_deref()).await,
+            Command::Registry {
+                command:
+                    RegistryCommand::Import {
+                        department,
+                        file,
+                        replace,
+                    },
+            } => run::registry_import(&settings, department, &file, replace).await,
             Command::Policy {
                 command: PolicyCommand::Check { files },
             } => run::policy_check(&files).await,

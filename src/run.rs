@@ -185,3 +185,35 @@ pub async fn policy_check(files: &[std::path::PathBuf]) -> anyhow::Result<ExitCo
     }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
+
+pub async fn registry_import(
+    settings: &Settings,
+    department: Department,
+    file: &Path,
+    replace: bool,
+) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let target = settings.registry_db(department);
+    let db = store::connect(&target).await?;
+    prh_migrations::migrate_registry(department, &db)
+        .await
+        .with_context(|| format!("migrating the {department} registry"))?;
+    let report = prh_workers::import::import(&db, department, &text, replace)
+        .await
+        .context("loading the records")?;
+    for (line, reason) in &report.rejected {
+        println!("line {line}: {reason}");
+    }
+    println!(
+        "{department}: {} record(s) loaded{}, {} line(s) refused ({})",
+        report.loaded,
+        if replace { " replacing the previous content" } else { "" },
+        report.rejected.len(),
+        target.redacted()
+    );
+    Ok(if report.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -264,3 +264,31 @@ fn components_refuse_to_start_on_an_unmigrated_database() {
         assert!(stderr.contains("run `prh migrate` first"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn registry_import_reports_bad_lines_by_number_and_loads_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("education.jsonl");
+    let lines = [
+        r#"{"record":"person","id_number":"11010519491231002X","name":"张三"}"#,
+        r#"{"record":"degree","id_number":"11010519491231002X","level":"bachelor","graduated_on":"2024-07-01"}"#,
+        r#"{"record":"degree","id_number":"110105194912310021","level":"bachelor","graduated_on":"2024-07-01"}"#,
+        r#"{"record":"degree","id_number":"11010519491231002X","level":"bachelor","graduated_on":"2024-07-01","grade":"A"}"#,
+    ];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = prh()
+        .current_dir(dir.path())
+        .args(["registry", "import", "--department", "education"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("line 3: not a valid ID number"), "{stdout}");
+    assert!(stdout.contains("line 4: unknown field `grade`"), "{stdout}");
+    assert!(stdout.contains("education: 2 record(s) loaded"), "{stdout}");
+    assert!(
+        !stdout.contains("110105194912310021"),
+        "a full ID number in the report: {stdout}"
+    );
+}

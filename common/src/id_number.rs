@@ -177,7 +177,8 @@ impl Serialize for IdNumber {
 impl<'de> Deserialize<'de> for IdNumber {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        IdNumber::parse_on(&s, NaiveDate::MAX).map_err(serde::de::Error::custom)
+        IdNumber::parse_on(&s, NaiveDate::MAX)
+            .map_err(|e| serde::de::Error::custom(format!("not a valid ID number: {e}")))
     }
 }
 

@@ -52,7 +52,7 @@ impl AuthorityKey {
         // Written whole to a private temporary file, then linked into place: when two
         // collectors start at once on a fresh volume, one key wins and the other process
         // loads it; nobody ever reads a half-written key.
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::now_v7().simple()));
         write_private(&tmp, &(B64.encode(signer.key.to_bytes()) + "\n")).map_err(write_err)?;
         let linked = std::fs::hard_link(&tmp, path);
         let _ = std::fs::remove_file(&tmp);
