@@ -430,21 +430,35 @@ mod tests {
 
     #[test]
     fn age_criteria_by_table() {
-        // (birth body, household size, expected AGE-ADULT, expected AGE-SINGLE)
+        // Application date 2026-11-26. (birth date body, expected AGE-ADULT, expected
+        // AGE-SINGLE for a household of one; households of 2 to 5 always pass AGE-SINGLE.)
         let cases = [
-            ("37100220081126123", 2, Outcome::Pass, Outcome::Pass), // 18 today
-            ("37100220081127123", 2, Outcome::Fail, Outcome::Pass), // 18 tomorrow
-            ("37100219911126123", 1, Outcome::Pass, Outcome::Pass), // 35 today
-            ("37100219911127123", 1, Outcome::Pass, Outcome::Fail), // 34
+            ("37100220081126123", Outcome::Pass, Outcome::Fail), // 18 today
+            ("37100220081127123", Outcome::Fail, Outcome::Fail), // 18 tomorrow
+            ("37100220081125123", Outcome::Pass, Outcome::Fail), // 18 yesterday
+            ("37100219911126123", Outcome::Pass, Outcome::Pass), // 35 today
+            ("37100219911127123", Outcome::Pass, Outcome::Fail), // 35 tomorrow
+            ("37100219911125123", Outcome::Pass, Outcome::Pass), // 35 yesterday
         ];
-        for (body, size, adult, single) in cases {
-            let mut household = vec![person(body, Relation::Applicant)];
-            if size == 2 {
-                household.push(person("37100219600101124", Relation::Parent));
+        for (body, adult, single) in cases {
+            for size in 1..=5 {
+                let mut household = vec![person(body, Relation::Applicant)];
+                for i in 1..size {
+                    household.push(person(&format!("3710021960010{i}124"), Relation::Parent));
+                }
+                let expected_single = if size == 1 { single } else { Outcome::Pass };
+                for track in Track::ALL {
+                    let app = application(track, household.clone(), Benefit::Flat);
+                    let got = collector_criteria(&Policy::default(), &app);
+                    assert_eq!(got[0].outcome, adult, "{body} size {size} on {track}");
+                    let age_single = got
+                        .iter()
+                        .find(|c| c.code == CriterionCode::AgeSingle)
+                        .map(|c| c.outcome);
+                    let want = (track == Track::LocalFamily).then_some(expected_single);
+                    assert_eq!(age_single, want, "{body} size {size} on {track}");
+                }
             }
-            let app = application(Track::LocalFamily, household, Benefit::Flat);
-            let got = collector_criteria(&Policy::default(), &app);
-            assert_eq!((got[0].outcome, got[1].outcome), (adult, single), "{body} size {size}");
         }
     }
 

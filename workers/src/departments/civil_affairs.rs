@@ -33,7 +33,11 @@ pub fn category_of(text: &str) -> AssistanceCategory {
     }
 }
 
-fn evaluate(ctx: &Context<'_>, persons: &[NamedPerson], records: &HashMap<String, ca_persons::Model>) -> Answer {
+pub(super) fn evaluate(
+    ctx: &Context<'_>,
+    persons: &[NamedPerson],
+    records: &HashMap<String, ca_persons::Model>,
+) -> Answer {
     let p = ctx.policy;
     let size = persons.len() as i64;
     let missing: Vec<String> = persons

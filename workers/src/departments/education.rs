@@ -35,7 +35,7 @@ fn level(d: &ed_degrees::Model) -> DegreeLevel {
     DegreeLevel::parse(&d.level).unwrap_or(DegreeLevel::Vocational)
 }
 
-fn evaluate(ctx: &Context<'_>, degrees: &[ed_degrees::Model]) -> CriterionResult {
+pub(super) fn evaluate(ctx: &Context<'_>, degrees: &[ed_degrees::Model]) -> CriterionResult {
     let since = years_before(ctx.date, ctx.policy.graduate_within_years);
     let threshold = format!("大专 or above, graduated after {since}");
     // The highest degree held on the application date; a later one does not count yet.

@@ -11,6 +11,16 @@ use prh_common::{
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
+/// What the housing bureau holds about a household's persons.
+#[derive(Debug, Default)]
+pub(super) struct Holdings {
+    pub benefits: Vec<hs_benefits::Model>,
+    pub purchases: Vec<hs_purchases::Model>,
+    pub bans: Vec<hs_bans::Model>,
+    /// Memberships of the same persons in other applications still open.
+    pub other_open: Vec<hs_application_members::Model>,
+}
+
 pub async fn check(
     db: &DatabaseConnection,
     ctx: &Context<'_>,
@@ -18,15 +28,9 @@ pub async fn check(
     application_id: Uuid,
 ) -> Result<Answer, DbErr> {
     let raw: Vec<&str> = ids.iter().map(IdNumber::expose).collect();
-    let masked = |id: &str| {
-        ids.iter()
-            .find(|i| i.expose() == id)
-            .map(IdNumber::masked)
-            .unwrap_or_default()
-    };
 
-    // Record this application's members first (idempotent), so two applications naming the
-    // same person see each other whichever is checked first.
+    // Record this application's members first (idempotent on redelivery). Two applications
+    // naming the same person: the one checked second sees the first while it is open.
     let members = ids.iter().map(|id| hs_application_members::ActiveModel {
         application_id: Set(application_id),
         id_number: Set(id.expose().to_owned()),
@@ -53,42 +57,52 @@ pub async fn check(
         .filter(|i| !known.iter().any(|k| k == i.expose()))
         .map(IdNumber::masked)
         .collect();
+    let holdings = Holdings {
+        benefits: hs_benefits::Entity::find()
+            .filter(hs_benefits::Column::IdNumber.is_in(raw.clone()))
+            .filter(hs_benefits::Column::Active.eq(true))
+            .all(db)
+            .await?,
+        purchases: hs_purchases::Entity::find()
+            .filter(hs_purchases::Column::IdNumber.is_in(raw.clone()))
+            .all(db)
+            .await?,
+        bans: hs_bans::Entity::find()
+            .filter(hs_bans::Column::IdNumber.is_in(raw.clone()))
+            .all(db)
+            .await?,
+        other_open: hs_application_members::Entity::find()
+            .filter(hs_application_members::Column::IdNumber.is_in(raw))
+            .filter(hs_application_members::Column::ApplicationId.ne(application_id))
+            .filter(hs_application_members::Column::Closed.eq(false))
+            .all(db)
+            .await?,
+    };
+    Ok(evaluate(ctx, ids, &missing, &holdings))
+}
 
-    let benefits = hs_benefits::Entity::find()
-        .filter(hs_benefits::Column::IdNumber.is_in(raw.clone()))
-        .filter(hs_benefits::Column::Active.eq(true))
-        .all(db)
-        .await?;
-    let purchases = hs_purchases::Entity::find()
-        .filter(hs_purchases::Column::IdNumber.is_in(raw.clone()))
-        .all(db)
-        .await?;
+pub(super) fn evaluate(ctx: &Context<'_>, ids: &[IdNumber], missing: &[String], h: &Holdings) -> Answer {
+    let masked = |id: &str| {
+        ids.iter()
+            .find(|i| i.expose() == id)
+            .map(IdNumber::masked)
+            .unwrap_or_default()
+    };
     let since = years_before(ctx.date, ctx.policy.ban_years);
-    let bans = hs_bans::Entity::find()
-        .filter(hs_bans::Column::IdNumber.is_in(raw.clone()))
-        .filter(hs_bans::Column::ImposedOn.gt(since))
-        .all(db)
-        .await?;
-    let others = hs_application_members::Entity::find()
-        .filter(hs_application_members::Column::IdNumber.is_in(raw))
-        .filter(hs_application_members::Column::ApplicationId.ne(application_id))
-        .filter(hs_application_members::Column::Closed.eq(false))
-        .all(db)
-        .await?;
-
     let benefit = combine(
         C::HsBenefit,
-        benefits
+        h.benefits
             .iter()
+            .filter(|b| b.active)
             .map(|b| (R::AlreadyHoused, format!("{} holds {}", masked(&b.id_number), b.kind)))
             .collect(),
-        &missing,
+        missing,
         "no public housing or rent subsidy".into(),
         "nobody rents public housing or receives a rent subsidy".into(),
     );
     let purchase = combine(
         C::HsPurchase,
-        purchases
+        h.purchases
             .iter()
             .map(|b| {
                 (
@@ -97,13 +111,16 @@ pub async fn check(
                 )
             })
             .collect(),
-        &missing,
+        missing,
         "no affordable-housing purchase".into(),
         "nobody bought 经济适用房, 限价房 or 房改房".into(),
     );
+    // A ban is active when it was imposed after the same day `ban_years` ago.
     let ban = combine(
         C::HsBan,
-        bans.iter()
+        h.bans
+            .iter()
+            .filter(|b| b.imposed_on > since)
             .map(|b| {
                 (
                     R::FraudBan,
@@ -111,13 +128,13 @@ pub async fn check(
                 )
             })
             .collect(),
-        &missing,
+        missing,
         "no active fraud ban".into(),
         format!("no fraud ban imposed after {since}"),
     );
     let duplicate = combine(
         C::HsDuplicate,
-        others
+        h.other_open
             .iter()
             .map(|o| {
                 (
@@ -126,12 +143,12 @@ pub async fn check(
                 )
             })
             .collect(),
-        &missing,
+        missing,
         "in no other open application".into(),
         "nobody is part of another open application".into(),
     );
-    Ok(Answer {
+    Answer {
         criteria: vec![benefit, purchase, ban, duplicate],
         facts: Default::default(),
-    })
+    }
 }

@@ -48,7 +48,7 @@ pub async fn check(
 
 /// `paid`: months paid on time (back-paid months already removed), none after the
 /// application month.
-fn evaluate(ctx: &Context<'_>, paid: &BTreeSet<i32>, month: i32, track: Track) -> Vec<CriterionResult> {
+pub(super) fn evaluate(ctx: &Context<'_>, paid: &BTreeSet<i32>, month: i32, track: Track) -> Vec<CriterionResult> {
     let p = ctx.policy;
     let before = previous_month(month);
     let employed_threshold = "a contribution in the application month or the month before".to_owned();

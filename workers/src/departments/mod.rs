@@ -7,6 +7,8 @@ mod housing;
 mod human_resources;
 mod natural_resources;
 mod public_security;
+#[cfg(test)]
+mod rules_table;
 
 use chrono::NaiveDate;
 use prh_common::{

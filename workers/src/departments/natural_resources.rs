@@ -33,7 +33,12 @@ pub async fn check(db: &DatabaseConnection, ctx: &Context<'_>, ids: &[IdNumber])
     Ok(evaluate(ctx, ids.len(), &missing, &properties))
 }
 
-fn evaluate(ctx: &Context<'_>, size: usize, missing: &[String], properties: &[nr_properties::Model]) -> Answer {
+pub(super) fn evaluate(
+    ctx: &Context<'_>,
+    size: usize,
+    missing: &[String],
+    properties: &[nr_properties::Model],
+) -> Answer {
     let p = ctx.policy;
     let since = years_before(ctx.date, p.look_back_years);
     let residential = |x: &&nr_properties::Model| x.usage == "residential";

@@ -40,7 +40,7 @@ pub async fn check(db: &DatabaseConnection, ctx: &Context<'_>, persons: &[NamedP
     })
 }
 
-fn evaluate(
+pub(super) fn evaluate(
     ctx: &Context<'_>,
     persons: &[NamedPerson],
     records: &HashMap<String, ps_persons::Model>,
