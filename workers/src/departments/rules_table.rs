@@ -11,6 +11,7 @@ use prh_common::{
     criteria::{CriterionCode, CriterionResult, Outcome},
     department::Track,
     id_number::IdNumber,
+    money::{CentiSqm, Fen},
     policy::Policy,
     store::registry::*,
 };
@@ -72,7 +73,7 @@ fn ps_vehicle_per_household_size() {
         policy: &policy,
         date: date(),
     };
-    let limit = 150_000_00i64;
+    let limit = Fen::yuan(150_000).0;
     // (vehicles as (owner index, value in fen, disability-adapted), expected)
     let rows: Vec<(&str, Vec<(usize, i64, bool)>, Outcome)> = vec![
         ("no vehicle", vec![], Pass),
@@ -81,12 +82,12 @@ fn ps_vehicle_per_household_size() {
         ("one just above", vec![(0, limit + 1, false)], Fail),
         (
             "two cheap ones in the household",
-            vec![(0, 1_000_00, false), (1, 1_000_00, false)],
+            vec![(0, Fen::yuan(1_000).0, false), (1, Fen::yuan(1_000).0, false)],
             Fail,
         ),
         (
             "an adapted one does not count",
-            vec![(0, limit, false), (1, 900_000_00, true)],
+            vec![(0, limit, false), (1, Fen::yuan(900_000).0, true)],
             Pass,
         ),
     ];
@@ -223,8 +224,8 @@ fn ca_income_and_assets_per_person() {
     };
     for n in 1..=5 {
         let persons = household(n);
-        let income_limit = 3_580_00 * n as i64;
-        let assets_limit = 257_760_00 * n as i64;
+        let income_limit = Fen::yuan(3_580).0 * n as i64;
+        let assets_limit = Fen::yuan(257_760).0 * n as i64;
         // (category, household income, household assets, expected INCOME, expected ASSETS)
         let rows = [
             ("none", income_limit, 0, Pass, Pass),
@@ -340,7 +341,7 @@ fn nr_area_and_ownership_per_household_size() {
         date: date(),
     };
     for n in 1..=5usize {
-        let limit = 15_00 * n as i64;
+        let limit = CentiSqm::sqm(15).0 * n as i64;
         // (properties, expected AREA, NONE, NONRESIDENTIAL)
         let rows: Vec<(&str, Vec<nr_properties::Model>, Outcome, Outcome, Outcome)> = vec![
             ("nothing", vec![], Pass, Pass, Pass),
@@ -399,14 +400,18 @@ fn nr_area_and_ownership_per_household_size() {
             ),
             (
                 "a shop",
-                vec![property("non_residential", 500_00, None)],
+                vec![property("non_residential", CentiSqm::sqm(500).0, None)],
                 Pass,
                 Pass,
                 Refer,
             ),
             (
                 "a shop sold",
-                vec![property("non_residential", 500_00, Some((date() - DAY, "sale")))],
+                vec![property(
+                    "non_residential",
+                    CentiSqm::sqm(500).0,
+                    Some((date() - DAY, "sale")),
+                )],
                 Pass,
                 Pass,
                 Pass,
