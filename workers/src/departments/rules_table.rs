@@ -74,8 +74,9 @@ fn ps_vehicle_per_household_size() {
         date: date(),
     };
     let limit = Fen::yuan(150_000).0;
-    // (vehicles as (owner index, value in fen, disability-adapted), expected)
-    let rows: Vec<(&str, Vec<(usize, i64, bool)>, Outcome)> = vec![
+    // (what, vehicles as (owner index, value in fen, disability-adapted), expected)
+    type Row = (&'static str, Vec<(usize, i64, bool)>, Outcome);
+    let rows: Vec<Row> = vec![
         ("no vehicle", vec![], Pass),
         ("one at the limit", vec![(0, limit, false)], Pass),
         ("one just below", vec![(0, limit - 1, false)], Pass),
