@@ -43,7 +43,8 @@ enum Command {
     /// Create or update the pipeline schema and every department registry schema.
     Migrate,
     /// Fill the department registries with synthetic households and write sample
-    /// applications (JSON Lines) whose expected outcomes are known.
+    /// applications (JSON Lines) whose expected outcomes are known. Registry dates are
+    /// relative to today, so the expected outcomes hold for applications submitted today.
     Seed {
         /// How many persons to create (households are made until this many exist).
         #[arg(long, default_value_t = 1000)]
@@ -59,6 +60,10 @@ enum Command {
         /// `prh submit`.
         #[arg(long)]
         forms_dir: Option<PathBuf>,
+        /// Instead of a random mix, one household per scenario and track: every threshold
+        /// at, just inside and just past its limit, and every reason code.
+        #[arg(long, conflicts_with = "citizens")]
+        catalogue: bool,
     },
     /// Submit an application form (JSON) to the intake API.
     Submit {
@@ -158,7 +163,11 @@ fn main() -> ExitCode {
                 seed,
                 out,
                 forms_dir,
-            } => run::seed(&settings, citizens, seed, &out, forms_dir.as_deref()).await,
+                catalogue,
+            } => {
+                let size = if catalogue { None } else { Some(citizens) };
+                run::seed(&settings, size, seed, &out, forms_dir.as_deref()).await
+            }
             Command::Submit { file, idempotency_key } => client::submit(&settings, &file, idempotency_key).await,
             Command::Status { id, json } => client::status(&settings, &id, json).await,
             Command::Verify { target, key } => client::verify(&settings, &target, key.as_deref()).await,

@@ -105,7 +105,7 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
 
 pub async fn seed(
     settings: &Settings,
-    citizens: usize,
+    citizens: Option<usize>,
     seed: Option<u64>,
     out: &Path,
     forms_dir: Option<&Path>,
@@ -114,7 +114,11 @@ pub async fn seed(
     let registries = prh_workers::seed::open_registries(settings)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    let (records, samples) = prh_workers::seed::Generator::new(seed, prh_common::china_today()).generate(citizens);
+    let generator = prh_workers::seed::Generator::new(seed, prh_common::china_today());
+    let (records, samples) = match citizens {
+        Some(n) => generator.generate(n),
+        None => generator.catalogue(),
+    };
     let persons = records
         .iter()
         .filter(|r| {

@@ -147,6 +147,9 @@ pub enum CivilAffairsRecord {
         marital_status: MaritalStatus,
         #[serde(default)]
         spouse_id_number: Option<IdNumber>,
+        /// Date of the current marriage registration, when married.
+        #[serde(default)]
+        married_on: Option<NaiveDate>,
         assistance_category: AssistanceCategory,
         verified_monthly_income_fen: Fen,
         financial_assets_fen: Fen,
@@ -290,6 +293,7 @@ impl Record {
                 name,
                 marital_status,
                 spouse_id_number,
+                married_on,
                 verified_monthly_income_fen,
                 financial_assets_fen,
                 ..
@@ -299,6 +303,9 @@ impl Record {
                 }
                 if (*marital_status == MaritalStatus::Married) != spouse_id_number.is_some() {
                     return Err("spouse_id_number is given exactly when marital_status is married".into());
+                }
+                if married_on.is_some() && *marital_status != MaritalStatus::Married {
+                    return Err("married_on is given only when marital_status is married".into());
                 }
                 not_negative("verified_monthly_income_fen", verified_monthly_income_fen.0)?;
                 not_negative("financial_assets_fen", financial_assets_fen.0)

@@ -30,6 +30,10 @@ use std::collections::{BTreeMap, HashSet};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SampleApplication {
     pub scenario: String,
+    /// The application date the data was built for: dates in the registries (permits,
+    /// contributions, look-backs) are relative to it, so the expected outcome holds for
+    /// an application submitted that day.
+    pub built_for: NaiveDate,
     pub expected: DecisionOutcome,
     pub expected_reason: Option<ReasonCode>,
     pub application: ApplicationForm,
@@ -256,6 +260,7 @@ impl Generator {
         let form = self.emit(plan);
         self.applications.push(SampleApplication {
             scenario: scenario.into(),
+            built_for: self.today,
             expected,
             expected_reason: reason,
             application: form,
@@ -535,6 +540,7 @@ impl Generator {
                     id_number: m.id.clone(),
                     name: m.name.clone(),
                     marital_status: status,
+                    married_on: (status == MaritalStatus::Married).then(|| today - Days::new(2000)),
                     spouse_id_number: spouse,
                     assistance_category: if is_applicant {
                         plan.category
@@ -566,6 +572,7 @@ impl Generator {
                 id_number: id.clone(),
                 name: name.clone(),
                 marital_status: MaritalStatus::Married,
+                married_on: Some(today - Days::new(2000)),
                 spouse_id_number: Some(applicant.clone()),
                 assistance_category: AssistanceCategory::None,
                 verified_monthly_income_fen: Fen(0),

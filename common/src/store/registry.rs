@@ -74,6 +74,8 @@ pub mod ca_persons {
         /// `single`, `married`, `divorced` or `widowed`.
         pub marital_status: String,
         pub spouse_id_number: Option<String>,
+        /// Date of the current marriage registration.
+        pub married_on: Option<Date>,
         /// `none`, `low_income`, `dibao` or `tekun`.
         pub assistance_category: String,
         pub verified_monthly_income_fen: i64,

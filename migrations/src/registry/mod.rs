@@ -3,8 +3,10 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
+mod m20261126_000002_married_on;
+
 macro_rules! registry_migrator {
-    ($migrator:ident, $migration:ident, $name:literal, $create:ident, [$($table:literal),*]) => {
+    ($migrator:ident, $migration:ident, $name:literal, $create:ident, [$($table:literal),*] $(, then [$($later:expr),*])?) => {
         pub struct $migration;
 
         impl MigrationName for $migration {
@@ -29,7 +31,7 @@ macro_rules! registry_migrator {
         #[async_trait::async_trait]
         impl MigratorTrait for $migrator {
             fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-                vec![Box::new($migration)]
+                vec![Box::new($migration) $($(, Box::new($later))*)?]
             }
         }
     };
@@ -47,7 +49,8 @@ registry_migrator!(
     CivilAffairsV1,
     "m20261126_000001_civil_affairs",
     civil_affairs,
-    ["ca_persons"]
+    ["ca_persons"],
+    then[m20261126_000002_married_on::Migration]
 );
 registry_migrator!(
     HumanResources,

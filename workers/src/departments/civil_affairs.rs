@@ -165,6 +165,7 @@ mod tests {
             name: p.name.clone(),
             marital_status: status.into(),
             spouse_id_number: spouse.map(|s| s.id_number.expose().to_owned()),
+            married_on: None,
             assistance_category: category.into(),
             verified_monthly_income_fen: income_yuan * 100,
             financial_assets_fen: 0,

@@ -199,6 +199,7 @@ fn ca_records(
                 name: p.name.clone(),
                 marital_status: if married { "married" } else { "single" }.into(),
                 spouse_id_number: married.then(|| spouse.unwrap().id_number.expose().to_owned()),
+                married_on: None,
                 assistance_category: if i == 0 { category } else { "none" }.into(),
                 verified_monthly_income_fen: incomes[i],
                 financial_assets_fen: assets[i],
