@@ -105,6 +105,19 @@ impl Pipeline {
     }
 }
 
+/// An application form as a partner system publishes it to the intake exchange.
+fn partner_message(topology: &prh_common::bus::Topology, form: &Value) -> Outgoing {
+    Outgoing {
+        exchange: topology.intake_exchange(),
+        routing_key: INTAKE_ROUTING_KEY.into(),
+        kind: "application.submitted".into(),
+        message_id: Uuid::now_v7(),
+        correlation_id: None,
+        headers: vec![],
+        body: serde_json::to_vec(form).unwrap(),
+    }
+}
+
 async fn pipeline_decides_every_application(backend: Backend) {
     let p = start(backend, 36).await;
     let token = CancellationToken::new();
@@ -119,16 +132,7 @@ async fn pipeline_decides_every_application(backend: Backend) {
     for (i, sample) in p.samples.iter().enumerate() {
         let body = serde_json::to_value(&sample.application).unwrap();
         if i % 3 == 2 {
-            let msg = Outgoing {
-                exchange: topology.intake_exchange(),
-                routing_key: INTAKE_ROUTING_KEY.into(),
-                kind: "application.submitted".into(),
-                message_id: Uuid::now_v7(),
-                correlation_id: None,
-                headers: vec![],
-                body: serde_json::to_vec(&body).unwrap(),
-            };
-            publisher.publish(&msg).await.unwrap();
+            publisher.publish(&partner_message(&topology, &body)).await.unwrap();
             submitted.push((i, None));
         } else {
             let (code, receipt) = p.post(&body, Some(&format!("k-{i}"))).await;
@@ -160,16 +164,10 @@ async fn pipeline_decides_every_application(backend: Backend) {
     );
     let mut no_consent = first.clone();
     no_consent["consent"] = json!(false);
-    let parked = Outgoing {
-        exchange: topology.intake_exchange(),
-        routing_key: INTAKE_ROUTING_KEY.into(),
-        kind: "application.submitted".into(),
-        message_id: Uuid::now_v7(),
-        correlation_id: None,
-        headers: vec![],
-        body: serde_json::to_vec(&no_consent).unwrap(),
-    };
-    publisher.publish(&parked).await.unwrap();
+    publisher
+        .publish(&partner_message(&topology, &no_consent))
+        .await
+        .unwrap();
     // A partner message without a message_id could not be made idempotent: parked too.
     publisher
         .channel()

@@ -123,12 +123,12 @@ macro_rules! reason_codes {
 }
 
 reason_codes! {
-    ApplicantMinor => "applicant_minor", "申请人未满18周岁", "The applicant is under 18.";
-    SingleUnderAge => "single_under_age", "单身申请人未满35周岁", "A single-person household's applicant is under 35.";
+    ApplicantMinor => "applicant_minor", "申请人未达到成年年龄", "The applicant is not of age.";
+    SingleUnderAge => "single_under_age", "单人户申请人未达到规定年龄", "A single-person household's applicant is under the required age.";
     IdentityMismatch => "identity_mismatch", "身份信息与户籍登记不一致", "The name does not match the registered identity.";
     PersonDeceased => "person_deceased", "家庭成员已登记死亡", "A household member is recorded as deceased.";
     HukouNotLocal => "hukou_not_local", "申请人户籍不在市区", "The applicant's hukou is not in the city's urban districts.";
-    HukouTooRecent => "hukou_too_recent", "申请人市区户籍不满5年", "The applicant's local hukou is less than 5 years old.";
+    HukouTooRecent => "hukou_too_recent", "申请人市区户籍年限不足", "The applicant's local hukou is too recent.";
     NoResidencePermit => "no_residence_permit", "无本市户籍或有效居住证", "Neither local hukou nor a valid residence permit.";
     VehicleExceeds => "vehicle_exceeds", "家庭车辆超过标准", "The household's vehicles exceed the limit.";
     SpouseNotDeclared => "spouse_not_declared", "未申报登记配偶", "The registered spouse is not listed.";
@@ -144,7 +144,7 @@ reason_codes! {
     BoughtAffordableHousing => "bought_affordable_housing", "已购买政策性住房", "Bought affordable, price-capped or reform housing.";
     FraudBan => "fraud_ban", "处于骗租禁入期", "Under a ban for a previous fraudulent application.";
     DuplicateApplication => "duplicate_application", "家庭成员有其他在办申请", "A household member is part of another open application.";
-    NotRecentGraduate => "not_recent_graduate", "非5年内大专及以上毕业生", "Not a college graduate of the last 5 years.";
+    NotRecentGraduate => "not_recent_graduate", "非规定年限内大专及以上毕业生", "Not a recent enough college graduate.";
     RecordNotFound => "record_not_found", "部门未查到相关记录，需人工审核", "The department holds no record; a person must look.";
     DepartmentNoAnswer => "department_no_answer", "部门未在时限内答复", "The department did not answer in time.";
 }

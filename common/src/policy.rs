@@ -126,6 +126,13 @@ impl Policy {
         if self.version.trim().is_empty() {
             return invalid("version must not be empty");
         }
+        let six_digits = |r: &String| r.len() == 6 && r.bytes().all(|b| b.is_ascii_digit());
+        if !self.city_regions.iter().all(six_digits) || !self.urban_regions.iter().all(six_digits) {
+            return invalid("region codes are six digits");
+        }
+        if !self.urban_regions.iter().all(|r| self.city_regions.contains(r)) {
+            return invalid("every urban region must also be one of city_regions");
+        }
         let sizes: Vec<u32> = self.subsidy.guaranteed_area.iter().map(|(n, _)| *n).collect();
         if sizes.first() != Some(&1) || sizes.windows(2).any(|w| w[0] >= w[1]) {
             return invalid("subsidy.guaranteed_area must start at household size 1 and ascend");

@@ -335,8 +335,8 @@ impl Record {
 /// repeats an ID number.
 pub fn parse_line(department: Department, line: &str) -> Result<Record, String> {
     fn parse<T: serde::de::DeserializeOwned>(line: &str) -> Result<T, String> {
-        let de = &mut serde_json::Deserializer::from_str(line);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut de = serde_json::Deserializer::from_str(line);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let at = if path == "." {
                 String::new()
@@ -344,7 +344,9 @@ pub fn parse_line(department: Department, line: &str) -> Result<Record, String> 
                 format!("{path}: ")
             };
             crate::id_number::redact(&format!("{at}{}", e.inner()))
-        })
+        })?;
+        de.end().map_err(|e| format!("text after the record: {e}"))?;
+        Ok(value)
     }
     let record = match department {
         Department::PublicSecurity => Record::PublicSecurity(parse(line)?),
@@ -420,6 +422,11 @@ mod tests {
                 "unknown variant `phd`",
             ),
             (Department::Housing, "not json", "expected"),
+            (
+                Department::Housing,
+                r#"{"record":"person","id_number":"11010519491231002X"} junk"#,
+                "text after the record",
+            ),
         ];
         for (department, line, expected) in cases {
             let err = parse_line(department, line).unwrap_err();

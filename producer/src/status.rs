@@ -9,7 +9,10 @@ use prh_common::{
     signing::KeyRing,
     store::pipeline::{applications, certificates, decisions, findings},
 };
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    AccessMode, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel,
+    QueryFilter, TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -45,6 +48,22 @@ pub struct ApplicationView {
 
 /// Looks an application up by its id or its human reference.
 pub async fn application(db: &DatabaseConnection, id_or_reference: &str) -> Result<Option<ApplicationView>, DbErr> {
+    // One snapshot for every read, so the view never shows a decision beside a status
+    // or department list from before it. SQLite's deferred transaction in WAL mode is a
+    // snapshot from its first read; PostgreSQL needs repeatable read for that.
+    let txn = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            db.begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly))
+                .await?
+        }
+        _ => db.begin().await?,
+    };
+    let view = read_application(&txn, id_or_reference).await;
+    txn.commit().await?;
+    view
+}
+
+async fn read_application(db: &DatabaseTransaction, id_or_reference: &str) -> Result<Option<ApplicationView>, DbErr> {
     let query = applications::Entity::find();
     let query = match Uuid::parse_str(id_or_reference) {
         Ok(id) => query.filter(applications::Column::Id.eq(id)),

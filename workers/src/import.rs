@@ -126,7 +126,7 @@ impl Rows {
                 deceased,
             }) => self.ps_persons.push(ps_persons::ActiveModel {
                 id_number: id(id_number),
-                name: Set(name.clone()),
+                name: Set(name.trim().to_owned()),
                 hukou_region: Set(hukou_region.as_str().into()),
                 hukou_since: Set(*hukou_since),
                 deceased: Set(*deceased),
@@ -164,7 +164,7 @@ impl Rows {
                 financial_assets_fen,
             }) => self.ca_persons.push(ca_persons::ActiveModel {
                 id_number: id(id_number),
-                name: Set(name.clone()),
+                name: Set(name.trim().to_owned()),
                 marital_status: Set(marital_status.as_str().into()),
                 spouse_id_number: Set(spouse_id_number.as_ref().map(|s| s.expose().to_owned())),
                 married_on: Set(*married_on),
@@ -178,7 +178,7 @@ impl Rows {
                 employer,
             }) => self.hr_persons.push(hr_persons::ActiveModel {
                 id_number: id(id_number),
-                name: Set(name.clone()),
+                name: Set(name.trim().to_owned()),
                 employer: Set(employer.clone()),
             }),
             Record::HumanResources(Hr::Contribution {
@@ -240,7 +240,7 @@ impl Rows {
             }),
             Record::Education(Ed::Person { id_number, name }) => self.ed_persons.push(ed_persons::ActiveModel {
                 id_number: id(id_number),
-                name: Set(name.clone()),
+                name: Set(name.trim().to_owned()),
             }),
             Record::Education(Ed::Degree {
                 id_number,

@@ -1,7 +1,7 @@
 //! 住建: housing benefits, affordable-housing purchases, fraud bans and other open
 //! applications (HS-BENEFIT, HS-PURCHASE, HS-BAN, HS-DUPLICATE).
 
-use super::{Answer, Context, combine};
+use super::{Answer, Context, combine, unknown};
 use prh_common::{
     criteria::{CriterionCode as C, ReasonCode as R},
     dates::years_before,
@@ -45,18 +45,11 @@ pub async fn check(
         .exec_without_returning(db)
         .await?;
 
-    let known: Vec<String> = hs_persons::Entity::find()
+    let known = hs_persons::Entity::find()
         .filter(hs_persons::Column::IdNumber.is_in(raw.clone()))
         .all(db)
-        .await?
-        .into_iter()
-        .map(|r| r.id_number)
-        .collect();
-    let missing: Vec<String> = ids
-        .iter()
-        .filter(|i| !known.iter().any(|k| k == i.expose()))
-        .map(IdNumber::masked)
-        .collect();
+        .await?;
+    let missing = unknown(ids, known.into_iter().map(|r| r.id_number));
     let holdings = Holdings {
         benefits: hs_benefits::Entity::find()
             .filter(hs_benefits::Column::IdNumber.is_in(raw.clone()))
@@ -120,7 +113,7 @@ pub(super) fn evaluate(ctx: &Context<'_>, ids: &[IdNumber], missing: &[String], 
         C::HsBan,
         h.bans
             .iter()
-            .filter(|b| b.imposed_on > since)
+            .filter(|b| b.imposed_on > since && b.imposed_on <= ctx.date)
             .map(|b| {
                 (
                     R::FraudBan,

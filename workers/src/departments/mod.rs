@@ -54,8 +54,18 @@ pub async fn check(db: &DatabaseConnection, request: &CheckRequest, policy: &Pol
     Ok(answer)
 }
 
+/// The masked numbers of `ids` the registry does not know, given the ones it does.
+fn unknown(ids: &[prh_common::id_number::IdNumber], known: impl Iterator<Item = String>) -> Vec<String> {
+    let known: std::collections::HashSet<String> = known.collect();
+    ids.iter()
+        .filter(|i| !known.contains(i.expose()))
+        .map(|i| i.masked())
+        .collect()
+}
+
 /// Combines per-person outcomes into one record: any failure fails (listing every
-/// reason), else any missing record refers, else it passes.
+/// reason, and `record_not_found` too when somebody's record is missing), else any
+/// missing record refers, else it passes.
 fn combine(
     code: CriterionCode,
     failures: Vec<(prh_common::criteria::ReasonCode, String)>,
@@ -70,8 +80,12 @@ fn combine(
                 reasons.push(*r);
             }
         }
-        let observed = failures.into_iter().map(|(_, o)| o).collect::<Vec<_>>().join("; ");
-        CriterionResult::fail(code, reasons, observed, threshold)
+        let mut observed = failures.into_iter().map(|(_, o)| o).collect::<Vec<_>>();
+        if !missing.is_empty() {
+            reasons.push(prh_common::criteria::ReasonCode::RecordNotFound);
+            observed.push(format!("no record of {}", missing.join(", ")));
+        }
+        CriterionResult::fail(code, reasons, observed.join("; "), threshold)
     } else if !missing.is_empty() {
         CriterionResult::record_not_found(code, &missing.join(", "))
     } else {

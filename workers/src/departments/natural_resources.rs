@@ -1,7 +1,7 @@
 //! 自然资源和规划: homes held now or transferred within the look-back, and
 //! non-residential property (NR-AREA, NR-NONE, NR-NONRESIDENTIAL).
 
-use super::{Answer, Context, combine};
+use super::{Answer, Context, combine, unknown};
 use prh_common::{
     contract::Facts,
     criteria::{CriterionCode as C, CriterionResult, ReasonCode as R},
@@ -14,18 +14,11 @@ use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
 pub async fn check(db: &DatabaseConnection, ctx: &Context<'_>, ids: &[IdNumber]) -> Result<Answer, DbErr> {
     let raw: Vec<&str> = ids.iter().map(IdNumber::expose).collect();
-    let known: Vec<String> = nr_persons::Entity::find()
+    let known = nr_persons::Entity::find()
         .filter(nr_persons::Column::IdNumber.is_in(raw.clone()))
         .all(db)
-        .await?
-        .into_iter()
-        .map(|r| r.id_number)
-        .collect();
-    let missing: Vec<String> = ids
-        .iter()
-        .filter(|i| !known.iter().any(|k| k == i.expose()))
-        .map(IdNumber::masked)
-        .collect();
+        .await?;
+    let missing = unknown(ids, known.into_iter().map(|r| r.id_number));
     let properties = nr_properties::Entity::find()
         .filter(nr_properties::Column::IdNumber.is_in(raw))
         .all(db)
@@ -41,6 +34,13 @@ pub(super) fn evaluate(
 ) -> Answer {
     let p = ctx.policy;
     let since = years_before(ctx.date, p.look_back_years);
+    // Only what was acquired by the application date is held on it.
+    let properties: Vec<nr_properties::Model> = properties
+        .iter()
+        .filter(|x| x.acquired_on <= ctx.date)
+        .cloned()
+        .collect();
+    let properties = properties.as_slice();
     let residential = |x: &&nr_properties::Model| x.usage == "residential";
     let held = |x: &&nr_properties::Model| x.transferred_on.is_none();
     let added_back = |x: &&nr_properties::Model| {
