@@ -20,6 +20,21 @@ pub struct Settings {
     pub policy: PolicySettings,
     pub client: ClientSettings,
     pub log: LogSettings,
+    pub shutdown: ShutdownSettings,
+}
+
+/// How a process stops on SIGTERM or SIGINT.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// Seconds that work in flight (deliveries, the last outbox flush) may take to finish.
+    pub grace_secs: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self { grace_secs: 30 }
+    }
 }
 
 /// A database: a URL (`sqlite://…` or `postgres://…`) and, for PostgreSQL, a schema.
@@ -172,6 +187,7 @@ impl Default for Settings {
             policy: PolicySettings::default(),
             client: ClientSettings::default(),
             log: LogSettings::default(),
+            shutdown: ShutdownSettings::default(),
         }
     }
 }
@@ -181,7 +197,7 @@ impl Default for AmqpSettings {
         Self {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             prefix: "prh".into(),
-            delivery_limit: 5,
+            delivery_limit: 10,
         }
     }
 }
@@ -308,6 +324,10 @@ impl Settings {
     /// Every policy version configured.
     pub fn policies(&self) -> Result<crate::policy_set::PolicySet, crate::policy::PolicyError> {
         crate::policy_set::PolicySet::load(self.policy.dir.as_deref())
+    }
+
+    pub fn grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown.grace_secs)
     }
 
     pub fn topology(&self) -> crate::bus::Topology {

@@ -45,6 +45,7 @@ pub async fn run(
         queue: topology.intake_queue(),
         prefetch: settings.intake.prefetch,
         concurrency: settings.intake.concurrency,
+        grace: settings.grace(),
     };
     let handler = Arc::new(IntakeConsumer {
         intake: intake.clone(),

@@ -37,6 +37,7 @@ pub async fn run_pool(
         queue: topology.check_queue(department),
         prefetch: settings.workers.prefetch,
         concurrency: settings.workers.concurrency,
+        grace: settings.grace(),
     };
     let closer = (department == Department::Housing).then(|| {
         let spec = ConsumerSpec {
@@ -44,6 +45,7 @@ pub async fn run_pool(
             queue: topology.housing_decisions_queue(),
             prefetch: settings.workers.prefetch,
             concurrency: 4,
+            grace: settings.grace(),
         };
         let handler = Arc::new(HousingCloser {
             registry: registry.clone(),
@@ -96,6 +98,7 @@ pub async fn run_collector(settings: Settings, health: Health, shutdown: Cancell
         queue: topology.collector_queue(),
         prefetch: settings.collector.prefetch,
         concurrency: settings.collector.concurrency,
+        grace: settings.grace(),
     };
     consumer::run(&settings.amqp.url, &topology, spec, handler, health, shutdown).await;
     let _ = relay_task.await;

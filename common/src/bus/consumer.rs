@@ -43,6 +43,9 @@ pub struct ConsumerSpec {
     pub queue: String,
     pub prefetch: u16,
     pub concurrency: usize,
+    /// How long deliveries in flight may take to finish once shutdown begins; past it
+    /// they are abandoned unacknowledged, and the broker redelivers them.
+    pub grace: Duration,
 }
 
 /// Runs `handler` over `spec.queue` until `shutdown`: reconnects with backoff whenever the
@@ -131,8 +134,14 @@ async fn consume<H: Handler>(
             .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
             .await;
     }
-    // Finish what was taken before giving the channel up, so nothing is half done.
-    while in_flight.join_next().await.is_some() {}
+    // Finish what was taken before giving the channel up, so nothing is half done; past
+    // the grace period, abandon the rest unacknowledged (the broker redelivers them).
+    let drained = tokio::time::timeout(spec.grace, async { while in_flight.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(consumer = %spec.name, left = in_flight.len(), "grace period over: abandoning deliveries in flight");
+        in_flight.abort_all();
+        while in_flight.join_next().await.is_some() {}
+    }
     if outcome.is_ok() {
         let _ = publisher.channel().close(200, "bye".into()).await;
         let _ = channel.close(200, "bye".into()).await;
@@ -142,6 +151,10 @@ async fn consume<H: Handler>(
 
 async fn process<H: Handler>(delivery: Delivery, handler: &H, publisher: &Publisher, topology: &Topology, queue: &str) {
     let delivery_count = header_u64(&delivery.properties, "x-delivery-count").unwrap_or(0);
+    if delivery.redelivered {
+        // Expected after a crash, a broker restart or a retry; effects are idempotent.
+        tracing::info!(queue, delivery_count, "redelivered message");
+    }
     let incoming = Incoming {
         body: &delivery.data,
         properties: &delivery.properties,

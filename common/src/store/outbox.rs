@@ -95,6 +95,8 @@ pub struct Relay {
     pub poll: Duration,
     pub notify: Arc<Notify>,
     pub health: Health,
+    /// How long the last flush may take at shutdown.
+    pub grace: Duration,
 }
 
 impl Relay {
@@ -110,6 +112,7 @@ impl Relay {
             poll: Duration::from_millis(settings.intake.relay_poll_ms),
             notify: Arc::new(Notify::new()),
             health,
+            grace: settings.grace(),
         }
     }
 
@@ -165,7 +168,7 @@ impl Relay {
             }
             if shutdown.is_cancelled() {
                 // Flush what committed before the shutdown began, then stop.
-                let _ = self.drain_once(publisher).await;
+                let _ = tokio::time::timeout(self.grace, self.drain_once(publisher)).await;
                 return true;
             }
             tokio::select! {
