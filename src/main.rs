@@ -90,6 +90,11 @@ enum Command {
         #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// Inspect and replay messages parked in the dead-letter queues.
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLetterCommand,
+    },
     /// Load a department's registry export (JSON Lines, docs/registry-format.md).
     Registry {
         #[command(subcommand)]
@@ -108,6 +113,23 @@ enum Command {
         /// Working folder (wiped at start).
         #[arg(long, default_value = "prh-demo")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// List every parked message with its origin and reason (bodies are not shown: they
+    /// may hold personal data). Nothing is removed.
+    List,
+    /// Re-publish parked messages to the queue they came from, after the cause is fixed.
+    /// Each leaves its parking queue only once the broker confirmed the re-publish.
+    Replay {
+        /// Only messages parked from this work queue, e.g. `prh.checks.housing`.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only the message with this message_id.
+        #[arg(long)]
+        message_id: Option<String>,
     },
 }
 
@@ -171,6 +193,12 @@ fn main() -> ExitCode {
             Command::Submit { file, idempotency_key } => client::submit(&settings, &file, idempotency_key).await,
             Command::Status { id, json } => client::status(&settings, &id, json).await,
             Command::Verify { target, key } => client::verify(&settings, &target, key.as_deref()).await,
+            Command::DeadLetters {
+                command: DeadLetterCommand::List,
+            } => run::dead_letters_list(&settings).await,
+            Command::DeadLetters {
+                command: DeadLetterCommand::Replay { queue, message_id },
+            } => run::dead_letters_replay(&settings, queue.as_deref(), message_id.as_deref()).await,
             Command::Registry {
                 command:
                     RegistryCommand::Import {

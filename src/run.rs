@@ -221,3 +221,48 @@ pub async fn registry_import(
         ExitCode::from(1)
     })
 }
+
+async fn broker(settings: &Settings) -> anyhow::Result<lapin::Connection> {
+    let token = CancellationToken::new();
+    let connecting = prh_common::bus::connect(&settings.amqp.url, "prh-dead-letters", &token);
+    tokio::time::timeout(std::time::Duration::from_secs(15), connecting)
+        .await
+        .ok()
+        .flatten()
+        .with_context(|| format!("cannot reach the broker at {}", settings.amqp.url))
+}
+
+pub async fn dead_letters_list(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let conn = broker(settings).await?;
+    let parked = prh_common::bus::dead_letters::list(&conn, &settings.topology()).await?;
+    let _ = conn.close(200, "bye".into()).await;
+    if parked.is_empty() {
+        println!("no parked messages");
+    }
+    for p in &parked {
+        println!(
+            "{}  from {}  type {}  id {}  application {}  {} bytes\n    reason: {}",
+            p.parking_queue,
+            p.origin,
+            p.kind.as_deref().unwrap_or("-"),
+            p.message_id.as_deref().unwrap_or("-"),
+            p.correlation_id.as_deref().unwrap_or("-"),
+            p.body_bytes,
+            p.reason
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn dead_letters_replay(
+    settings: &Settings,
+    queue: Option<&str>,
+    message_id: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let conn = broker(settings).await?;
+    let replayed =
+        prh_common::bus::dead_letters::replay(&conn, &settings.topology(), &settings.amqp.url, queue, message_id).await;
+    let _ = conn.close(200, "bye".into()).await;
+    println!("replayed {} message(s)", replayed?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod consumer;
+pub mod dead_letters;
 pub mod health;
 pub mod message;
 pub mod publisher;

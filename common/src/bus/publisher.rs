@@ -50,6 +50,36 @@ impl Publisher {
         settle(confirm.await?)
     }
 
+    /// Publishes a message with the properties it already has (replaying a parked one),
+    /// with `mandatory` and a confirm like every other publish.
+    pub async fn republish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: lapin::BasicProperties,
+    ) -> Result<(), PublishError> {
+        // RabbitMQ checks user_id against the login: the replayer's, not the original's.
+        let properties = match &self.user_id {
+            Some(user) => properties.with_user_id(user.as_str().into()),
+            None => properties,
+        };
+        let confirm = self
+            .channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                properties,
+            )
+            .await?;
+        settle(confirm.await?)
+    }
+
     /// Publishes all messages pipelined, then waits for every confirm. The result for each
     /// message is in the same order as `msgs`.
     pub async fn publish_all(&self, msgs: &[Outgoing]) -> Vec<Result<(), PublishError>> {

@@ -1,0 +1,71 @@
+//! Helpers the end-to-end test binaries share: isolated settings on a real broker and
+//! database, and waiting for a decision through the HTTP API.
+#![allow(dead_code)]
+
+use prh_common::{config::Settings, department::Department};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("PRH_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Isolated settings: a temporary data folder, an own topology prefix and, on PostgreSQL,
+/// own schemas for the pipeline and each registry.
+pub fn isolated_settings(backend: Backend, dir: &tempfile::TempDir) -> Settings {
+    let tag = Uuid::now_v7().simple().to_string()[20..].to_owned();
+    let mut settings = Settings {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    settings.amqp.url = amqp_url();
+    settings.amqp.prefix = format!("prh-test-{tag}");
+    settings.intake.relay_poll_ms = 100;
+    if let Backend::Postgres = backend {
+        let url =
+            std::env::var("PRH_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        settings.database.url = Some(url.clone());
+        settings.database.schema = Some(format!("t{tag}_pipeline"));
+        for d in Department::ALL {
+            let r = settings.registries.get_mut(d);
+            r.url = Some(url.clone());
+            r.schema = Some(format!("t{tag}_{d}"));
+        }
+    }
+    settings
+}
+
+/// Submits `body` and waits for its decision; returns the status view.
+pub async fn decided(base: &str, body: &Value, key: &str) -> Value {
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{base}/v1/applications"))
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let receipt: Value = response.json().await.unwrap();
+    let id = receipt["application_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let view: Value = reqwest::get(format!("{base}/v1/applications/{id}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !view["decision"].is_null() {
+            return view;
+        }
+        assert!(Instant::now() < deadline, "undecided: {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

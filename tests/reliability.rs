@@ -1,0 +1,288 @@
+//! Bad messages are parked with a clear reason while the good ones around them are
+//! processed, and parked messages can be replayed once the cause is fixed.
+
+mod common;
+
+use common::{Backend, decided, isolated_settings};
+use lapin::{
+    BasicProperties,
+    options::BasicPublishOptions,
+    types::{AMQPValue, FieldTable},
+};
+use prh::local::{self, LocalPipeline};
+use prh_common::{
+    bus::{Health, Publisher, Topology, connect, dead_letters, topology::INTAKE_ROUTING_KEY},
+    config::Settings,
+    department::Department,
+};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Publishes raw bytes as a partner or a rogue component could, schema header optional.
+async fn publish_raw(publisher: &Publisher, exchange: &str, key: &str, body: &[u8], schema: Option<&str>) {
+    let mut headers = FieldTable::default();
+    if let Some(v) = schema {
+        headers.insert("x-prh-schema".into(), AMQPValue::LongString(v.into()));
+    }
+    let props = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_message_id(Uuid::now_v7().to_string().as_str().into())
+        .with_headers(headers);
+    let confirm = publisher
+        .channel()
+        .basic_publish(
+            exchange.into(),
+            key.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            body,
+            props,
+        )
+        .await
+        .unwrap();
+    confirm.await.unwrap();
+}
+
+/// Waits until the parking queues hold `n` messages; returns them.
+async fn parked(settings: &Settings, n: usize) -> Vec<dead_letters::Parked> {
+    let token = CancellationToken::new();
+    let conn = connect(&settings.amqp.url, "test-dead-letters", &token).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = dead_letters::list(&conn, &settings.topology()).await.unwrap();
+        if list.len() >= n {
+            let _ = conn.close(200, "bye".into()).await;
+            return list;
+        }
+        assert!(Instant::now() < deadline, "only {} parked: {list:#?}", list.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poison_messages_are_parked_with_their_reason_and_good_ones_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = isolated_settings(Backend::Sqlite, &dir);
+    let samples = local::prepare(&settings, 12, 21).await.unwrap();
+    let running = LocalPipeline::start(&settings).await.unwrap();
+    let token = CancellationToken::new();
+    let conn = connect(&settings.amqp.url, "test-poison", &token).await.unwrap();
+    let publisher = Publisher::open(&conn, "test-poison", &settings.amqp.url).await.unwrap();
+    let t: Topology = settings.topology();
+
+    let mut good = serde_json::to_value(&samples[0].application).unwrap();
+    let mut bad_id = good.clone();
+    bad_id["applicant"]["id_number"] = json!("371002198001011231");
+    let oversized = json!({ "track": "local_family", "phone": "1".repeat(70 * 1024) });
+    let unknown_finding = json!({
+        "application_id": Uuid::now_v7(), "department": "housing", "policy_version": "rules-md-defaults-1",
+        "checked_at": "2026-11-26T00:00:00Z", "criteria": [], "facts": {
+            "assistance_category": null, "verified_household_income_fen": null, "owned_residential_area": null }
+    });
+    let poison: Vec<(String, String, Vec<u8>, Option<&str>, &str)> = vec![
+        (
+            t.intake_exchange(),
+            INTAKE_ROUTING_KEY.into(),
+            b"{not json".to_vec(),
+            None,
+            "malformed_json",
+        ),
+        (
+            t.intake_exchange(),
+            INTAKE_ROUTING_KEY.into(),
+            serde_json::to_vec(&oversized).unwrap(),
+            None,
+            "body_too_large",
+        ),
+        (
+            t.intake_exchange(),
+            INTAKE_ROUTING_KEY.into(),
+            serde_json::to_vec(&bad_id).unwrap(),
+            None,
+            "id_checksum",
+        ),
+        (
+            t.checks_exchange(),
+            "public_security".into(),
+            b"{}".to_vec(),
+            Some("99"),
+            "unknown_schema_version",
+        ),
+        (
+            t.checks_exchange(),
+            "housing".into(),
+            b"[1,2".to_vec(),
+            Some("1"),
+            "malformed_body",
+        ),
+        (
+            t.findings_exchange(),
+            "finding.housing".into(),
+            serde_json::to_vec(&unknown_finding).unwrap(),
+            Some("1"),
+            "unknown_application",
+        ),
+    ];
+    // Each bad message sits between good applications.
+    for (i, (exchange, key, body, schema, _)) in poison.iter().enumerate() {
+        publish_raw(&publisher, exchange, key, body, *schema).await;
+        let sample = &samples[i + 1];
+        let view = decided(
+            &running.base_url,
+            &serde_json::to_value(&sample.application).unwrap(),
+            &format!("g-{i}"),
+        )
+        .await;
+        assert_eq!(view["status"], sample.expected.as_str(), "{}", sample.scenario);
+    }
+    good["consent"] = json!(true);
+    assert_eq!(
+        decided(&running.base_url, &good, "g-last").await["status"],
+        samples[0].expected.as_str()
+    );
+
+    let list = parked(&settings, poison.len()).await;
+    for (_, _, _, _, reason) in &poison {
+        let hit = list.iter().find(|p| p.reason.starts_with(reason));
+        assert!(hit.is_some(), "nothing parked as {reason}: {list:#?}");
+        assert!(
+            !hit.unwrap().reason.contains("371002198001011231"),
+            "a full ID number in a reason"
+        );
+    }
+    assert_eq!(list.len(), poison.len(), "{list:#?}");
+
+    let _ = conn.close(200, "bye".into()).await;
+    running.stop().await.unwrap();
+    local::remove_topology(&settings).await.unwrap();
+}
+
+/// Starts the six pools on `settings` with their own stop token.
+fn start_pools(settings: &Settings, tasks: &mut JoinSet<anyhow::Result<()>>, stop: &CancellationToken) {
+    for d in Department::ALL {
+        tasks.spawn(prh_workers::service::run_pool(
+            settings.clone(),
+            d,
+            Health::default(),
+            stop.clone(),
+        ));
+    }
+}
+
+/// An operator error — pools deployed without the policy version intake applies — parks
+/// every check request; once the pools have the version, a replay decides the case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parked_check_requests_are_replayed_after_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut full = isolated_settings(Backend::Sqlite, &dir);
+    let (all_versions, old_versions) = (dir.path().join("policies"), dir.path().join("policies-old"));
+    std::fs::create_dir_all(&all_versions).unwrap();
+    std::fs::create_dir_all(&old_versions).unwrap();
+    let default = include_str!("../policy/default.toml");
+    std::fs::write(old_versions.join("a.toml"), default).unwrap();
+    std::fs::write(all_versions.join("a.toml"), default).unwrap();
+    let newer = default
+        .replace("version = \"rules-md-defaults-1\"", "version = \"weihai-new\"")
+        .replace(
+            "effective_from = \"2026-01-01\"",
+            &format!("effective_from = \"{}\"", prh_common::china_today()),
+        );
+    std::fs::write(all_versions.join("b.toml"), newer).unwrap();
+    full.policy.dir = Some(all_versions);
+    let mut stale = full.clone();
+    stale.policy.dir = Some(old_versions);
+
+    let samples = local::prepare(&full, 8, 4).await.unwrap();
+    let sample = samples.iter().find(|s| s.scenario == "qualified").unwrap();
+    let health = Health::default();
+    let everything = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tasks.spawn(prh_producer::service::run(
+        full.clone(),
+        listener,
+        health.clone(),
+        everything.clone(),
+    ));
+    tasks.spawn(prh_workers::service::run_collector(
+        full.clone(),
+        health.clone(),
+        everything.clone(),
+    ));
+    let stale_pools = CancellationToken::new();
+    start_pools(&stale, &mut tasks, &stale_pools);
+
+    let client = reqwest::Client::new();
+    let receipt: serde_json::Value = client
+        .post(format!("{base}/v1/applications"))
+        .json(&sample.application)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = receipt["application_id"].as_str().unwrap().to_owned();
+    let departments = sample
+        .application
+        .track
+        .as_deref()
+        .unwrap()
+        .parse::<prh_common::department::Track>()
+        .unwrap()
+        .departments()
+        .len();
+    let list = parked(&full, departments).await;
+    assert!(
+        list.iter().all(|p| p.reason.starts_with("unknown_policy_version")),
+        "{list:#?}"
+    );
+
+    // The fix: the pools get the version. Then the operator replays.
+    stale_pools.cancel();
+    let fixed_pools = CancellationToken::new();
+    start_pools(&full, &mut tasks, &fixed_pools);
+    let token = CancellationToken::new();
+    let conn = connect(&full.amqp.url, "test-replay", &token).await.unwrap();
+    let replayed = dead_letters::replay(&conn, &full.topology(), &full.amqp.url, None, None)
+        .await
+        .unwrap();
+    assert_eq!(replayed, departments);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let view = loop {
+        let view: serde_json::Value = reqwest::get(format!("{base}/v1/applications/{id}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !view["decision"].is_null() {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "not decided after the replay: {view}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (view["status"].as_str(), view["decision"]["policy_version"].as_str()),
+        (Some("qualified"), Some("weihai-new"))
+    );
+    assert!(
+        dead_letters::list(&conn, &full.topology()).await.unwrap().is_empty(),
+        "replayed messages left their parking queues"
+    );
+
+    let _ = conn.close(200, "bye".into()).await;
+    everything.cancel();
+    fixed_pools.cancel();
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap().unwrap();
+    }
+    local::remove_topology(&full).await.unwrap();
+}
