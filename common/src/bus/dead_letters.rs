@@ -102,10 +102,10 @@ pub async fn replay(
     message_id: Option<&str>,
 ) -> Result<usize, DeadLetterError> {
     let queues = topology.work_queues();
-    if let Some(q) = work_queue {
-        if !queues.iter().any(|w| w == q) {
-            return Err(DeadLetterError::UnknownQueue(q.to_owned()));
-        }
+    if let Some(q) = work_queue
+        && !queues.iter().any(|w| w == q)
+    {
+        return Err(DeadLetterError::UnknownQueue(q.to_owned()));
     }
     let channel = conn.create_channel().await?;
     topology.declare(&channel).await?;
