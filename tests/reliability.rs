@@ -84,7 +84,9 @@ async fn poison_messages_are_parked_with_their_reason_and_good_ones_flow() {
         "checked_at": "2026-11-26T00:00:00Z", "criteria": [], "facts": {
             "assistance_category": null, "verified_household_income_fen": null, "owned_residential_area": null }
     });
-    let poison: Vec<(String, String, Vec<u8>, Option<&str>, &str)> = vec![
+    // (exchange, routing key, body, x-prh-schema, the reason it must be parked with)
+    type Poison<'a> = (String, String, Vec<u8>, Option<&'a str>, &'a str);
+    let poison: Vec<Poison> = vec![
         (
             t.intake_exchange(),
             INTAKE_ROUTING_KEY.into(),
