@@ -222,20 +222,8 @@ pub async fn registry_import(
     })
 }
 
-async fn broker(settings: &Settings) -> anyhow::Result<lapin::Connection> {
-    let token = CancellationToken::new();
-    let connecting = prh_common::bus::connect(&settings.amqp.url, "prh-dead-letters", &token);
-    tokio::time::timeout(std::time::Duration::from_secs(15), connecting)
-        .await
-        .ok()
-        .flatten()
-        .with_context(|| format!("cannot reach the broker at {}", settings.amqp.url))
-}
-
 pub async fn dead_letters_list(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let conn = broker(settings).await?;
-    let parked = prh_common::bus::dead_letters::list(&conn, &settings.topology()).await?;
-    let _ = conn.close(200, "bye".into()).await;
+    let parked = prh_common::bus::dead_letters::list(&settings.amqp.url, &settings.topology()).await?;
     if parked.is_empty() {
         println!("no parked messages");
     }
@@ -259,10 +247,8 @@ pub async fn dead_letters_replay(
     queue: Option<&str>,
     message_id: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let conn = broker(settings).await?;
     let replayed =
-        prh_common::bus::dead_letters::replay(&conn, &settings.topology(), &settings.amqp.url, queue, message_id).await;
-    let _ = conn.close(200, "bye".into()).await;
-    println!("replayed {} message(s)", replayed?);
+        prh_common::bus::dead_letters::replay(&settings.amqp.url, &settings.topology(), queue, message_id).await?;
+    println!("replayed {replayed} message(s)");
     Ok(ExitCode::SUCCESS)
 }

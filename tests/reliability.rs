@@ -50,13 +50,12 @@ async fn publish_raw(publisher: &Publisher, exchange: &str, key: &str, body: &[u
 
 /// Waits until the parking queues hold `n` messages; returns them.
 async fn parked(settings: &Settings, n: usize) -> Vec<dead_letters::Parked> {
-    let token = CancellationToken::new();
-    let conn = connect(&settings.amqp.url, "test-dead-letters", &token).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let list = dead_letters::list(&conn, &settings.topology()).await.unwrap();
+        let list = dead_letters::list(&settings.amqp.url, &settings.topology())
+            .await
+            .unwrap();
         if list.len() >= n {
-            let _ = conn.close(200, "bye".into()).await;
             return list;
         }
         assert!(Instant::now() < deadline, "only {} parked: {list:#?}", list.len());
@@ -250,9 +249,7 @@ async fn parked_check_requests_are_replayed_after_the_fix() {
     stale_pools.cancel();
     let fixed_pools = CancellationToken::new();
     start_pools(&full, &mut tasks, &fixed_pools);
-    let token = CancellationToken::new();
-    let conn = connect(&full.amqp.url, "test-replay", &token).await.unwrap();
-    let replayed = dead_letters::replay(&conn, &full.topology(), &full.amqp.url, None, None)
+    let replayed = dead_letters::replay(&full.amqp.url, &full.topology(), None, None)
         .await
         .unwrap();
     assert_eq!(replayed, departments);
@@ -276,15 +273,66 @@ async fn parked_check_requests_are_replayed_after_the_fix() {
         (Some("qualified"), Some("weihai-new"))
     );
     assert!(
-        dead_letters::list(&conn, &full.topology()).await.unwrap().is_empty(),
+        dead_letters::list(&full.amqp.url, &full.topology())
+            .await
+            .unwrap()
+            .is_empty(),
         "replayed messages left their parking queues"
     );
 
-    let _ = conn.close(200, "bye".into()).await;
     everything.cancel();
     fixed_pools.cancel();
     while let Some(r) = tasks.join_next().await {
         r.unwrap().unwrap();
     }
     local::remove_topology(&full).await.unwrap();
+}
+
+/// Stopping (what SIGTERM does) finishes the work in flight and flushes the outbox; after
+/// a restart every application is decided, none lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_graceful_stop_flushes_and_a_restart_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = isolated_settings(Backend::Sqlite, &dir);
+    let samples = local::prepare(&settings, 60, 33).await.unwrap();
+    let running = LocalPipeline::start(&settings).await.unwrap();
+    let client = reqwest::Client::new();
+    let mut submits = JoinSet::new();
+    for (i, sample) in samples.iter().enumerate() {
+        let (client, url, body) = (
+            client.clone(),
+            format!("{}/v1/applications", running.base_url),
+            sample.application.clone(),
+        );
+        submits.spawn(async move {
+            let r = client
+                .post(url)
+                .header("idempotency-key", format!("s-{i}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 202);
+        });
+    }
+    while let Some(r) = submits.join_next().await {
+        r.unwrap();
+    }
+    running.stop().await.unwrap();
+
+    let db = prh_common::store::connect(&settings.pipeline_db()).await.unwrap();
+    assert_eq!(
+        prh_common::store::outbox::backlog(&db, "intake").await.unwrap(),
+        0,
+        "the outbox was not flushed"
+    );
+
+    let running = LocalPipeline::start(&settings).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (prh_producer::status::decided_count(&db).await.unwrap() as usize) < samples.len() {
+        assert!(Instant::now() < deadline, "applications were lost across the restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.stop().await.unwrap();
+    local::remove_topology(&settings).await.unwrap();
 }

@@ -72,8 +72,43 @@ async fn take_all(channel: &Channel, queue: &str) -> lapin::Result<Vec<BasicGetM
     Ok(out)
 }
 
+/// Opens a connection, runs `op` on it, closes it; retries a few times with backoff when
+/// the broker fails (a quorum queue declared a moment ago may not be serving yet).
+async fn with_broker<T, F, Fut>(amqp_url: &str, op: F) -> Result<T, DeadLetterError>
+where
+    F: Fn(Connection) -> Fut,
+    Fut: std::future::Future<Output = (Connection, Result<T, DeadLetterError>)>,
+{
+    let mut attempt = 0;
+    loop {
+        let conn = Connection::connect(
+            amqp_url,
+            lapin::ConnectionProperties::default().with_connection_name("prh-dead-letters".into()),
+        )
+        .await?;
+        let (conn, result) = op(conn).await;
+        let _ = conn.close(200, "bye".into()).await;
+        match result {
+            Err(DeadLetterError::Broker(e)) if attempt < 5 => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "broker error; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(300 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Every parked message of every parking queue, left where it is.
-pub async fn list(conn: &Connection, topology: &Topology) -> Result<Vec<Parked>, DeadLetterError> {
+pub async fn list(amqp_url: &str, topology: &Topology) -> Result<Vec<Parked>, DeadLetterError> {
+    with_broker(amqp_url, |conn| async move {
+        let result = list_on(&conn, topology).await;
+        (conn, result)
+    })
+    .await
+}
+
+async fn list_on(conn: &Connection, topology: &Topology) -> Result<Vec<Parked>, DeadLetterError> {
     let channel = conn.create_channel().await?;
     topology.declare(&channel).await?;
     let mut out = Vec::new();
@@ -95,6 +130,19 @@ pub async fn list(conn: &Connection, topology: &Topology) -> Result<Vec<Parked>,
 /// one work queue, or one message by id. Returns how many were replayed. Each is
 /// removed from its parking queue only after the broker confirmed the re-publish.
 pub async fn replay(
+    amqp_url: &str,
+    topology: &Topology,
+    work_queue: Option<&str>,
+    message_id: Option<&str>,
+) -> Result<usize, DeadLetterError> {
+    with_broker(amqp_url, |conn| async move {
+        let result = replay_on(&conn, topology, amqp_url, work_queue, message_id).await;
+        (conn, result)
+    })
+    .await
+}
+
+async fn replay_on(
     conn: &Connection,
     topology: &Topology,
     amqp_url: &str,
