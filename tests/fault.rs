@@ -257,11 +257,11 @@ async fn submit_all(base: String, samples: Vec<prh_workers::seed::SampleApplicat
                     .json(&body)
                     .send()
                     .await;
-                if let Ok(r) = sent {
-                    if r.status().as_u16() == 202 {
-                        let receipt: serde_json::Value = r.json().await.unwrap();
-                        return (i, receipt["application_id"].as_str().unwrap().to_owned());
-                    }
+                if let Ok(r) = sent
+                    && r.status().as_u16() == 202
+                {
+                    let receipt: serde_json::Value = r.json().await.unwrap();
+                    return (i, receipt["application_id"].as_str().unwrap().to_owned());
                 }
                 assert!(Instant::now() < deadline, "intake never accepted application {i}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
