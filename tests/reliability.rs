@@ -336,3 +336,106 @@ async fn a_graceful_stop_flushes_and_a_restart_resumes() {
     running.stop().await.unwrap();
     local::remove_topology(&settings).await.unwrap();
 }
+
+/// A consumer the broker cancels (here: its queue deleted under it) subscribes again,
+/// declaring what it needs, and the pipeline keeps deciding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancelled_consumer_subscribes_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = isolated_settings(Backend::Sqlite, &dir);
+    let samples = local::prepare(&settings, 6, 41).await.unwrap();
+    let running = LocalPipeline::start(&settings).await.unwrap();
+    let token = CancellationToken::new();
+    let conn = connect(&settings.amqp.url, "test-cancel", &token).await.unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    for d in Department::ALL {
+        let queue = settings.topology().check_queue(d);
+        channel
+            .queue_delete(queue.as_str().into(), lapin::options::QueueDeleteOptions::default())
+            .await
+            .unwrap();
+    }
+    let _ = conn.close(200, "bye".into()).await;
+    // Give the pools a moment to notice and come back; then everything still flows.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (i, sample) in samples.iter().enumerate() {
+        let view = decided(
+            &running.base_url,
+            &serde_json::to_value(&sample.application).unwrap(),
+            &format!("c-{i}"),
+        )
+        .await;
+        assert_eq!(view["status"], sample.expected.as_str(), "{}", sample.scenario);
+    }
+    running.stop().await.unwrap();
+    local::remove_topology(&settings).await.unwrap();
+}
+
+/// Signing is a pure function of the committed rows: rebuilding a certificate from the
+/// stored application and decision gives the stored file byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_certificate_rebuilt_from_its_rows_is_byte_identical() {
+    use prh_common::{
+        application::Application,
+        certificate::{Certificate, Issuer},
+        policy::Decision,
+        signing::AuthorityKey,
+        store::pipeline::{applications, certificates, decisions},
+    };
+    use sea_orm::EntityTrait;
+
+    let dir = tempfile::tempdir().unwrap();
+    let settings = isolated_settings(Backend::Sqlite, &dir);
+    let samples = local::prepare(&settings, 10, 51).await.unwrap();
+    let sample = samples.iter().find(|s| s.expected.as_str() == "qualified").unwrap();
+    let running = LocalPipeline::start(&settings).await.unwrap();
+    let view = decided(
+        &running.base_url,
+        &serde_json::to_value(&sample.application).unwrap(),
+        "cert",
+    )
+    .await;
+    running.stop().await.unwrap();
+    local::remove_topology(&settings).await.unwrap();
+
+    let db = prh_common::store::connect(&settings.pipeline_db()).await.unwrap();
+    let number = view["certificate_number"].as_str().unwrap().to_owned();
+    let stored = certificates::Entity::find_by_id(number)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    let app_row = applications::Entity::find()
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.id == stored.application_id)
+        .unwrap();
+    let decision_row = decisions::Entity::find_by_id(stored.application_id)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    let application: Application = serde_json::from_value(app_row.payload).unwrap();
+    let decision: Decision = serde_json::from_value(decision_row.payload).unwrap();
+    let policies = settings.policies().unwrap();
+    let policy = policies.get(&decision.policy_version).unwrap();
+    let key = AuthorityKey::load_or_generate(&settings.key_file()).unwrap();
+    let issuer = Issuer {
+        authority: &settings.signing.authority,
+        key_id: key.key_id(),
+        issued_on: prh_common::china_date(decision_row.decided_at),
+    };
+    let rebuilt = Certificate::for_decision(
+        app_row.id,
+        app_row.reference.as_deref().unwrap(),
+        &application,
+        &decision,
+        policy,
+        &issuer,
+    )
+    .unwrap()
+    .sign(&key);
+    assert_eq!(rebuilt.to_file_bytes(), stored.document.as_bytes());
+}
