@@ -38,7 +38,8 @@ pub async fn run(
         },
         relay: relay.notifier(),
     });
-    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
+    let relay_stop = CancellationToken::new();
+    let relay_task = tokio::spawn(relay.run(relay_stop.clone()));
 
     let spec = ConsumerSpec {
         name: "intake-amqp".into(),
@@ -72,6 +73,8 @@ pub async fn run(
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;
     let _ = consumer_task.await;
+    // Only now, with no request or delivery left to commit, the relay's last flush.
+    relay_stop.cancel();
     let _ = relay_task.await;
     Ok(())
 }

@@ -84,7 +84,8 @@ pub async fn run_collector(settings: Settings, health: Health, shutdown: Cancell
     let topology = settings.topology();
     let relay = Relay::new(&settings, db.clone(), crate::collector::ORIGIN, health.clone());
     let notify = relay.notifier();
-    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
+    let relay_stop = CancellationToken::new();
+    let relay_task = tokio::spawn(relay.run(relay_stop.clone()));
     let handler = Arc::new(Collector {
         db,
         policies,
@@ -101,6 +102,8 @@ pub async fn run_collector(settings: Settings, health: Health, shutdown: Cancell
         grace: settings.grace(),
     };
     consumer::run(&settings.amqp.url, &topology, spec, handler, health, shutdown).await;
+    // Only now, with every finding in flight committed, the relay's last flush.
+    relay_stop.cancel();
     let _ = relay_task.await;
     Ok(())
 }

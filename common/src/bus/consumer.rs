@@ -11,7 +11,7 @@ use futures_lite::StreamExt;
 use lapin::{
     Connection,
     message::Delivery,
-    options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions},
+    options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions},
     types::FieldTable,
 };
 use std::{future::Future, sync::Arc, time::Duration};
@@ -170,12 +170,7 @@ async fn process<H: Handler>(delivery: Delivery, handler: &H, publisher: &Publis
                 Ok(()) => delivery.ack(BasicAckOptions::default()).await,
                 Err(e) => {
                     tracing::warn!(queue, error = %e, "could not park; requeueing");
-                    delivery
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        })
-                        .await
+                    give_back(&delivery).await
                 }
             }
         }
@@ -185,12 +180,7 @@ async fn process<H: Handler>(delivery: Delivery, handler: &H, publisher: &Publis
                 Duration::from_millis(100u64.saturating_mul(1 << delivery_count.min(6))).min(Duration::from_secs(5));
             tracing::warn!(queue, reason = %reason, attempt = delivery_count + 1, ?pause, "transient failure; will retry");
             tokio::time::sleep(pause).await;
-            delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await
+            give_back(&delivery).await
         }
     };
     if let Err(e) = settled {
@@ -199,7 +189,15 @@ async fn process<H: Handler>(delivery: Delivery, handler: &H, publisher: &Publis
     }
 }
 
-/// Publishes the delivery, unchanged, to the parking queue with the reason in a header.
+/// Hands a delivery back to its queue for another try. `basic.reject` with requeue
+/// counts toward the queue's delivery limit on every RabbitMQ version (from 4.x a
+/// `basic.nack` no longer does), so a message that keeps failing is parked, not retried
+/// forever.
+async fn give_back(delivery: &Delivery) -> lapin::Result<bool> {
+    delivery.reject(BasicRejectOptions { requeue: true }).await
+}
+
+/// Publishes the delivery's body, unchanged, to the parking queue with the reason in a header.
 async fn park(
     delivery: &Delivery,
     publisher: &Publisher,

@@ -11,6 +11,9 @@ use lapin::{
     types::{AMQPValue, FieldTable},
 };
 
+/// Deliveries a parked message survives: effectively unlimited.
+const PARKING_DELIVERY_LIMIT: i32 = 1_000_000;
+
 /// Routing key of applications published to the intake exchange.
 pub const INTAKE_ROUTING_KEY: &str = "application";
 
@@ -148,8 +151,12 @@ impl Topology {
 
     async fn declare_work_queue(&self, ch: &Channel, queue: &str) -> lapin::Result<()> {
         let dead = self.dead_queue(queue);
-        ch.queue_declare(dead.as_str().into(), QueueDeclareOptions::durable(), quorum_args())
-            .await?;
+        // A parking queue keeps what it holds however often it is read (`dead-letters list`
+        // returns messages unacknowledged); RabbitMQ 4 would otherwise apply its default
+        // delivery limit of 20 and drop them, since a parking queue has nowhere to send them.
+        let mut parking = quorum_args();
+        parking.insert("x-delivery-limit".into(), AMQPValue::LongInt(PARKING_DELIVERY_LIMIT));
+        ch.queue_declare(dead.as_str().into(), QueueDeclareOptions::durable(), parking).await?;
         ch.queue_bind(
             dead.as_str().into(),
             self.dead_exchange().as_str().into(),
