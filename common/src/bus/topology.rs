@@ -156,7 +156,8 @@ impl Topology {
         // delivery limit of 20 and drop them, since a parking queue has nowhere to send them.
         let mut parking = quorum_args();
         parking.insert("x-delivery-limit".into(), AMQPValue::LongInt(PARKING_DELIVERY_LIMIT));
-        ch.queue_declare(dead.as_str().into(), QueueDeclareOptions::durable(), parking).await?;
+        ch.queue_declare(dead.as_str().into(), QueueDeclareOptions::durable(), parking)
+            .await?;
         ch.queue_bind(
             dead.as_str().into(),
             self.dead_exchange().as_str().into(),
