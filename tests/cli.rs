@@ -73,6 +73,39 @@ fn every_subcommand_has_help() {
     }
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET /metrics on a local port, with a bare HTTP/1.0 request.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// The sum of every sample of `selector` (a metric name, optionally with the start of its
+/// labels) in a Prometheus text exposition.
+fn metric(text: &str, selector: &str) -> f64 {
+    let (name, labels) = selector
+        .split_once('{')
+        .map_or((selector, ""), |(n, l)| (n, l.trim_end_matches('}')));
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Child processes that are killed if the test fails half-way.
 struct Processes(Vec<std::process::Child>);
 
@@ -91,11 +124,7 @@ impl Drop for Processes {
 #[test]
 fn separate_processes_decide_what_prh_submit_sends() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let prefix = format!("prh-cli-{}", std::process::id());
     let env = |cmd: &mut Command| {
         cmd.current_dir(dir.path())
@@ -121,8 +150,7 @@ fn separate_processes_decide_what_prh_submit_sends() {
     assert_eq!(code, Some(0), "{err}");
     let (code, _, err) = run(&[
         "seed",
-        "--citizens",
-        "25",
+        "--catalogue",
         "--seed",
         "11",
         "--out",
@@ -133,9 +161,15 @@ fn separate_processes_decide_what_prh_submit_sends() {
     assert_eq!(code, Some(0), "{err}");
 
     let mut procs = Processes(Vec::new());
+    // Every process serves /metrics: intake on its API port, the others on a probe port.
+    let mut probe_ports = Vec::new();
     let mut spawn = |args: &[&str]| {
         let mut cmd = prh();
         env(&mut cmd);
+        let probe = free_port();
+        cmd.env("PRH__WORKERS__PROBE_LISTEN", format!("127.0.0.1:{probe}"))
+            .env("PRH__COLLECTOR__PROBE_LISTEN", format!("127.0.0.1:{probe}"));
+        probe_ports.push((args.join(" "), probe));
         procs.0.push(
             cmd.args(args)
                 .stdout(std::process::Stdio::null())
@@ -156,6 +190,8 @@ fn separate_processes_decide_what_prh_submit_sends() {
         spawn(&["worker", "--department", d]);
     }
     spawn(&["intake"]);
+    probe_ports.pop();
+    probe_ports.push(("intake".into(), port));
 
     let samples: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("samples.jsonl"))
         .unwrap()
@@ -216,6 +252,26 @@ fn separate_processes_decide_what_prh_submit_sends() {
     }
     let (code, out, _) = run(&["verify", "WHZG-2026-999999"]);
     assert_eq!(code, Some(1), "{out}");
+
+    // Every process's /metrics shows its counters moved with the applications.
+    let total = forms.len() as f64;
+    for (who, probe) in &probe_ports {
+        let text = scrape(*probe);
+        let (name, at_least) = match who.as_str() {
+            "intake" => ("prh_applications_total{channel=\"http\"}", total),
+            "collector" => ("prh_decisions_total", total),
+            _ => ("prh_checks_total", 1.0),
+        };
+        let value = metric(&text, name);
+        assert!(
+            value >= at_least,
+            "{who}: {name} is {value}, expected at least {at_least}\n{text}"
+        );
+        assert!(
+            metric(&text, "prh_deliveries_total") > 0.0 || who == "intake",
+            "{who}: no deliveries counted"
+        );
+    }
 
     // SIGTERM: every process finishes its work and exits 0.
     for child in &procs.0 {

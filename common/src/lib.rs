@@ -10,6 +10,7 @@ pub mod criteria;
 pub mod dates;
 pub mod department;
 pub mod id_number;
+pub mod metrics;
 pub mod money;
 pub mod policy;
 pub mod policy_set;

@@ -75,23 +75,26 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
 
 /// `/livez` and `/readyz`, for every long-running process.
 pub fn probes<S: Clone + Send + Sync + 'static>(health: Health) -> Router<S> {
-    Router::new().route("/livez", get(|| async { "ok" })).route(
-        "/readyz",
-        get(move || {
-            let health = health.clone();
-            async move {
-                let code = if health.is_ready() {
-                    StatusCode::OK
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
-                };
-                (
-                    code,
-                    Json(json!({ "ready": health.is_ready(), "components": health.snapshot() })),
-                )
-            }
-        }),
-    )
+    Router::new()
+        .route("/livez", get(|| async { "ok" }))
+        .route("/metrics", get(|| async { prh_common::metrics::render() }))
+        .route(
+            "/readyz",
+            get(move || {
+                let health = health.clone();
+                async move {
+                    let code = if health.is_ready() {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (
+                        code,
+                        Json(json!({ "ready": health.is_ready(), "components": health.snapshot() })),
+                    )
+                }
+            }),
+        )
 }
 
 /// 422 body: every field-level error.

@@ -80,7 +80,10 @@ impl Intake {
         }
         let now = chrono::Utc::now();
         let today = prh_common::china_date(now);
-        let application = validate::parse(form, today, self.limits).map_err(SubmitError::Invalid)?;
+        let application = validate::parse(form, today, self.limits).map_err(|errors| {
+            metrics::counter!(prh_common::metrics::SUBMISSIONS_REFUSED, "channel" => channel.as_str()).increment(1);
+            SubmitError::Invalid(errors)
+        })?;
         let policy = self.policies.in_force_on(today).ok_or(SubmitError::NoPolicy(today))?;
         let id = Uuid::now_v7();
         let payload = serde_json::to_value(&application).map_err(|e| DbErr::Custom(e.to_string()))?;
@@ -142,6 +145,7 @@ impl Intake {
         txn.commit().await?;
         self.relay.notify_one();
         tracing::info!(application_id = %id, %reference, channel = channel.as_str(), track = application.track.as_str(), "application accepted");
+        metrics::counter!(prh_common::metrics::APPLICATIONS, "channel" => channel.as_str()).increment(1);
         Ok(Receipt {
             application_id: id,
             reference,

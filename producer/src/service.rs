@@ -24,6 +24,7 @@ pub async fn run(
     health: Health,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    prh_common::metrics::install();
     let db = store::connect(&settings.pipeline_db()).await?;
     store::db::require_table(&db, "applications", "pipeline database").await?;
     let policies = Arc::new(settings.policies().context("loading the policy")?);

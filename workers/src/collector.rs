@@ -8,6 +8,7 @@ use prh_common::{
     certificate::{Certificate, Issuer},
     contract::{DecisionEvent, Finding, headers, kinds},
     id_number::redact,
+    metrics as m,
     policy::{self, DecisionOutcome},
     policy_set::PolicySet,
     signing::AuthorityKey,
@@ -39,11 +40,18 @@ pub struct Collector {
     pub relay: Arc<Notify>,
 }
 
+/// What a decision did, for the metrics recorded once it is committed.
+struct Decided {
+    outcome: DecisionOutcome,
+    submit_to_decision: f64,
+    certified: bool,
+}
+
 enum Stored {
     UnknownApplication,
     Waiting,
     AlreadyDecided,
-    Decided(DecisionOutcome),
+    Decided(Decided),
 }
 
 impl Handler for Collector {
@@ -71,8 +79,13 @@ impl Handler for Collector {
             Ok(Stored::UnknownApplication) => {
                 Disposition::Park("unknown_application: no application has this id".into())
             }
-            Ok(Stored::Decided(outcome)) => {
-                tracing::info!(outcome = outcome.as_str(), "decided");
+            Ok(Stored::Decided(d)) => {
+                tracing::info!(outcome = d.outcome.as_str(), "decided");
+                metrics::counter!(m::DECISIONS, "outcome" => d.outcome.as_str()).increment(1);
+                metrics::histogram!(m::SUBMIT_TO_DECISION).record(d.submit_to_decision);
+                if d.certified {
+                    metrics::counter!(m::CERTIFICATES).increment(1);
+                }
                 self.relay.notify_one();
                 Disposition::Ack
             }
@@ -167,7 +180,7 @@ impl Collector {
         findings: &[Finding],
         now: chrono::DateTime<chrono::Utc>,
         traceparent: &str,
-    ) -> Result<DecisionOutcome, DbErr> {
+    ) -> Result<Decided, DbErr> {
         let version = app_row.policy_version.as_deref().unwrap_or_default();
         let policy = self.policies.get(version).ok_or_else(|| {
             DbErr::Custom(format!(
@@ -200,6 +213,7 @@ impl Collector {
             },
         );
         let certificate_number = certificate.as_ref().map(|c| c.number.clone());
+        let certified = certificate_number.is_some();
         if let Some(cert) = certificate {
             let signed = cert.sign(&self.key);
             let document = String::from_utf8(signed.to_file_bytes()).map_err(|e| DbErr::Custom(e.to_string()))?;
@@ -255,6 +269,10 @@ impl Collector {
             body,
         };
         outbox::enqueue(txn, ORIGIN, &msg).await?;
-        Ok(decision.outcome)
+        Ok(Decided {
+            outcome: decision.outcome,
+            submit_to_decision: (now - app_row.submitted_at).num_milliseconds().max(0) as f64 / 1000.0,
+            certified,
+        })
     }
 }

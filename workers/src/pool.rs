@@ -5,8 +5,10 @@ use crate::departments;
 use prh_common::{
     bus::{Disposition, Handler, Incoming, Outgoing, Publisher, Topology},
     contract::{CheckRequest, Finding, headers, kinds},
+    criteria::Outcome,
     department::Department,
     id_number::redact,
+    metrics as m,
     policy_set::PolicySet,
     store::db::is_transient,
     trace,
@@ -75,11 +77,13 @@ impl CheckHandler {
         let Some(policy) = self.policies.get(version) else {
             return Disposition::Park(format!("unknown_policy_version: `{version}`"));
         };
+        let started = std::time::Instant::now();
         let answer = match departments::check(&self.registry, &request, policy).await {
             Ok(a) => a,
             Err(e) if is_transient(&e) => return Disposition::Retry(format!("registry: {}", redact(&e.to_string()))),
             Err(e) => return Disposition::Park(format!("registry_error: {}", redact(&e.to_string()))),
         };
+        let finding_outcomes: Vec<Outcome> = answer.criteria.iter().map(|c| c.outcome).collect();
         let finding = Finding {
             application_id: request.application_id,
             department: self.department,
@@ -106,7 +110,21 @@ impl CheckHandler {
             body,
         };
         match publisher.publish(&out).await {
-            Ok(()) => Disposition::Ack,
+            Ok(()) => {
+                let department = self.department.as_str();
+                metrics::counter!(m::CHECKS, "department" => department).increment(1);
+                metrics::histogram!(m::CHECK_DURATION, "department" => department)
+                    .record(started.elapsed().as_secs_f64());
+                for c in &finding_outcomes {
+                    let outcome = match c {
+                        Outcome::Pass => "pass",
+                        Outcome::Fail => "fail",
+                        Outcome::Refer => "refer",
+                    };
+                    metrics::counter!(m::CRITERIA, "department" => department, "outcome" => outcome).increment(1);
+                }
+                Disposition::Ack
+            }
             Err(e) => Disposition::Retry(format!("publish finding: {e}")),
         }
     }

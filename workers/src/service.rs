@@ -20,6 +20,7 @@ pub async fn run_pool(
     health: Health,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    prh_common::metrics::install();
     let registry = store::connect(&settings.registry_db(department)).await?;
     let probe_table = match department {
         Department::PublicSecurity => "ps_persons",
@@ -73,6 +74,7 @@ pub async fn run_pool(
 
 /// The collector with its outbox relay for decision events.
 pub async fn run_collector(settings: Settings, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
+    prh_common::metrics::install();
     let db = store::connect(&settings.pipeline_db()).await?;
     store::db::require_table(&db, "decisions", "pipeline database").await?;
     let policies = Arc::new(settings.policies().context("loading the policy")?);

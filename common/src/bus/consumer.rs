@@ -6,7 +6,7 @@ use super::{
     Health, Outgoing, Publisher, Topology, connect,
     message::{Incoming, header_u64},
 };
-use crate::contract::headers;
+use crate::{contract::headers, metrics as m};
 use futures_lite::StreamExt;
 use lapin::{
     Connection,
@@ -116,11 +116,16 @@ async fn consume<H: Handler>(
         };
         match next {
             Some(Ok(delivery)) => {
-                let (handler, publisher, topology, queue) =
-                    (handler.clone(), publisher.clone(), topology.clone(), spec.queue.clone());
+                let (handler, publisher, topology, queue, name) = (
+                    handler.clone(),
+                    publisher.clone(),
+                    topology.clone(),
+                    spec.queue.clone(),
+                    spec.name.clone(),
+                );
                 in_flight.spawn(async move {
                     let _permit = permit;
-                    process(delivery, handler.as_ref(), &publisher, &topology, &queue).await;
+                    process(delivery, handler.as_ref(), &publisher, &topology, &queue, &name).await;
                 });
             }
             Some(Err(e)) => break Err(e),
@@ -149,9 +154,19 @@ async fn consume<H: Handler>(
     outcome
 }
 
-async fn process<H: Handler>(delivery: Delivery, handler: &H, publisher: &Publisher, topology: &Topology, queue: &str) {
+async fn process<H: Handler>(
+    delivery: Delivery,
+    handler: &H,
+    publisher: &Publisher,
+    topology: &Topology,
+    queue: &str,
+    consumer: &str,
+) {
     let delivery_count = header_u64(&delivery.properties, "x-delivery-count").unwrap_or(0);
+    let label = [("consumer", consumer.to_owned())];
+    metrics::counter!(m::DELIVERIES, &label).increment(1);
     if delivery.redelivered {
+        metrics::counter!(m::REDELIVERIES, &label).increment(1);
         // Expected after a crash, a broker restart or a retry; effects are idempotent.
         tracing::info!(queue, delivery_count, "redelivered message");
     }
@@ -166,6 +181,8 @@ async fn process<H: Handler>(delivery: Delivery, handler: &H, publisher: &Publis
         Disposition::Ack => delivery.ack(BasicAckOptions::default()).await,
         Disposition::Park(reason) => {
             tracing::warn!(queue, reason = %reason, "parking message in the dead-letter queue");
+            let code = reason.split(':').next().unwrap_or("unknown").to_owned();
+            metrics::counter!(m::DEAD_LETTERS, "consumer" => consumer.to_owned(), "reason" => code).increment(1);
             match park(&delivery, publisher, topology, queue, &reason).await {
                 Ok(()) => delivery.ack(BasicAckOptions::default()).await,
                 Err(e) => {
@@ -179,6 +196,7 @@ async fn process<H: Handler>(delivery: Delivery, handler: &H, publisher: &Publis
             let pause =
                 Duration::from_millis(100u64.saturating_mul(1 << delivery_count.min(6))).min(Duration::from_secs(5));
             tracing::warn!(queue, reason = %reason, attempt = delivery_count + 1, ?pause, "transient failure; will retry");
+            metrics::counter!(m::RETRIES, &label).increment(1);
             tokio::time::sleep(pause).await;
             give_back(&delivery).await
         }

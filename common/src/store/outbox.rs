@@ -155,8 +155,14 @@ impl Relay {
     async fn pump(&self, publisher: &Publisher, shutdown: &CancellationToken) -> bool {
         loop {
             match self.drain_once(publisher).await {
-                Ok(n) if n as u64 == self.batch => continue,
-                Ok(_) => {}
+                Ok(n) if n as u64 == self.batch => {
+                    if let Ok(left) = backlog(&self.db, &self.origin).await {
+                        metrics::gauge!(crate::metrics::OUTBOX_BACKLOG, "origin" => self.origin.clone())
+                            .set(left as f64);
+                    }
+                    continue;
+                }
+                Ok(_) => metrics::gauge!(crate::metrics::OUTBOX_BACKLOG, "origin" => self.origin.clone()).set(0.0),
                 Err(RelayError::Broker(e)) => {
                     tracing::warn!(relay = %self.origin, error = %e, "publishing failed; reconnecting");
                     return false;
@@ -201,6 +207,7 @@ impl Relay {
             .filter(|(_, r)| r.is_ok())
             .map(|(id, _)| *id)
             .collect();
+        metrics::counter!(crate::metrics::PUBLISHED, "origin" => self.origin.clone()).increment(sent.len() as u64);
         if !sent.is_empty() {
             entity::Entity::update_many()
                 .col_expr(entity::Column::SentAt, Expr::value(chrono::Utc::now()))
