@@ -1,6 +1,7 @@
 //! `prh`: the command line of PRH. Each subcommand starts one component or does one
 //! operator task; the logic lives in the library crates.
 
+mod bench;
 mod client;
 mod demo;
 mod run;
@@ -105,6 +106,35 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Measure: the broker's raw ceiling, then N applications through intake, the pools
+    /// and the collector; applications/s, latency, messages per application, the
+    /// fraction of the ceiling reached, per-department check rates, peak memory.
+    Bench {
+        #[arg(long, default_value_t = 20_000)]
+        applications: usize,
+        /// Offer a fixed load (applications per second) instead of as fast as possible.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Database of the all-in-one run.
+        #[arg(long, value_enum, default_value_t = BenchDatabase::Sqlite)]
+        database: BenchDatabase,
+        /// PostgreSQL to use with `--database postgres` (a schema per run, dropped after).
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+        postgres_url: String,
+        /// Drive running processes instead: seed the configured registries, submit to
+        /// `client.intake_url`, read decisions from the configured database.
+        #[arg(long)]
+        external: bool,
+        /// Messages for the broker-ceiling measurement.
+        #[arg(long, default_value_t = 20_000)]
+        ceiling_messages: usize,
+        /// Working folder of the all-in-one run (wiped at start).
+        #[arg(long, default_value = "prh-bench")]
+        dir: PathBuf,
+    },
     /// Run the whole pipeline locally on SQLite: migrate, seed, start every component in
     /// one process, push sample applications through and print a summary.
     Demo {
@@ -114,6 +144,12 @@ enum Command {
         #[arg(long, default_value = "prh-demo")]
         dir: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchDatabase {
+    Sqlite,
+    Postgres,
 }
 
 #[derive(Subcommand)]
@@ -210,6 +246,27 @@ fn main() -> ExitCode {
             Command::Policy {
                 command: PolicyCommand::Check { files },
             } => run::policy_check(&files).await,
+            Command::Bench {
+                applications,
+                rate,
+                json,
+                database,
+                postgres_url,
+                external,
+                ceiling_messages,
+                dir,
+            } => {
+                let postgres = matches!(database, BenchDatabase::Postgres).then_some(postgres_url);
+                let options = bench::Options {
+                    applications,
+                    rate,
+                    json,
+                    postgres,
+                    external,
+                    ceiling_messages,
+                };
+                bench::run(settings, options, &dir).await
+            }
             Command::Demo { applications, dir } => demo::run(settings, applications, &dir).await,
         }
     });

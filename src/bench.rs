@@ -1,0 +1,415 @@
+//! `prh bench`: how fast PRH decides on this machine, next to what the broker alone can
+//! carry. Everything reported is measured in the run; nothing is asserted.
+
+use anyhow::{Context, bail};
+use futures_lite::StreamExt;
+use lapin::{
+    BasicProperties, Connection,
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+        QueueDeclareOptions, QueueDeleteOptions,
+    },
+    types::{AMQPValue, FieldTable},
+};
+use prh::local::{self, LocalPipeline};
+use prh_common::{
+    bus::connect,
+    config::Settings,
+    department::Department,
+    store::{
+        self, outbox,
+        pipeline::{applications, findings},
+    },
+};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde::Serialize;
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+use tokio::{sync::Semaphore, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+/// What `prh bench` was asked to do.
+pub struct Options {
+    pub applications: usize,
+    pub rate: Option<f64>,
+    pub json: bool,
+    pub postgres: Option<String>,
+    pub external: bool,
+    pub ceiling_messages: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    applications: usize,
+    applications_per_second: f64,
+    ceiling_fraction: f64,
+    broker_ceiling_messages_per_second: f64,
+    pipeline_messages_per_second: f64,
+    messages_per_application: f64,
+    offered_rate: Option<f64>,
+    latency_seconds: Latency,
+    checks_per_second: BTreeMap<String, f64>,
+    peak_rss_mib: Option<f64>,
+    database: String,
+    mode: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Latency {
+    p50: f64,
+    p95: f64,
+    p99: f64,
+}
+
+pub async fn run(mut settings: Settings, options: Options, dir: &Path) -> anyhow::Result<ExitCode> {
+    if options.applications == 0 {
+        bail!("--applications must be at least 1");
+    }
+    settings.log.filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    prh_common::telemetry::init(&settings.log);
+    let mode = if options.external { "external" } else { "all-in-one" };
+    if !options.external {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(dir)?;
+        settings.data_dir = dir.to_path_buf();
+        settings.database = Default::default();
+        settings.registries = Default::default();
+        settings.signing.key_file = None;
+        settings.amqp.prefix = format!("prh-bench-{}", std::process::id());
+        if let Some(url) = &options.postgres {
+            let tag = format!("bench{}", std::process::id());
+            settings.database.url = Some(url.clone());
+            settings.database.schema = Some(format!("{tag}_pipeline"));
+            for d in Department::ALL {
+                let r = settings.registries.get_mut(d);
+                r.url = Some(url.clone());
+                r.schema = Some(format!("{tag}_{d}"));
+            }
+        }
+    }
+    let database = if settings.pipeline_db().is_sqlite() {
+        "sqlite"
+    } else {
+        "postgresql"
+    }
+    .to_owned();
+
+    eprintln!(
+        "measuring the broker's ceiling: {} persistent 1 KiB messages through a quorum queue…",
+        options.ceiling_messages
+    );
+    let ceiling = broker_ceiling(&settings.amqp.url, options.ceiling_messages).await?;
+    eprintln!("  {ceiling:.0} messages/s");
+
+    eprintln!("seeding {} households…", options.applications);
+    let samples = local::prepare(&settings, options.applications, 2026).await?;
+    let pipeline = if options.external {
+        None
+    } else {
+        Some(LocalPipeline::start(&settings).await?)
+    };
+    let base = match &pipeline {
+        Some(p) => p.base_url.clone(),
+        None => settings.client.intake_url.clone(),
+    };
+
+    eprintln!(
+        "driving {} applications through {base} ({mode}, {database})…",
+        options.applications
+    );
+    let db = store::connect(&settings.pipeline_db()).await?;
+    let before = applications::Entity::find().count(&db).await?;
+    let ids = submit(&base, &samples, options.rate).await?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let decided = applications::Entity::find()
+            .filter(applications::Column::Id.is_in(ids.clone()))
+            .filter(applications::Column::DecidedAt.is_not_null())
+            .count(&db)
+            .await? as usize;
+        if decided >= ids.len() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("only {decided} of {} decided in 10 minutes", ids.len());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let report = measure(&db, &ids, ceiling, &options, database, mode, before).await?;
+    if let Some(p) = pipeline {
+        p.stop().await?;
+        local::remove_topology(&settings).await.ok();
+        if options.postgres.is_some() {
+            store::db::drop_schema(&settings.pipeline_db()).await.ok();
+            for d in Department::ALL {
+                store::db::drop_schema(&settings.registry_db(d)).await.ok();
+            }
+        }
+    }
+    if options.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Publishes `n` persistent 1 KiB messages with confirms, pipelined, to a fresh quorum
+/// queue while a consumer with manual acks drains it; messages per second end to end.
+async fn broker_ceiling(url: &str, n: usize) -> anyhow::Result<f64> {
+    let token = CancellationToken::new();
+    let conn: Connection = connect(url, "prh-bench-ceiling", &token)
+        .await
+        .context("cannot reach the broker")?;
+    let queue = format!("prh-bench-ceiling-{}", std::process::id());
+    let setup = conn.create_channel().await?;
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    setup
+        .queue_declare(queue.as_str().into(), QueueDeclareOptions::durable(), args)
+        .await?;
+
+    let consumer_channel = conn.create_channel().await?;
+    consumer_channel.basic_qos(1000, BasicQosOptions::default()).await?;
+    let mut consumer = consumer_channel
+        .basic_consume(
+            queue.as_str().into(),
+            "bench".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let consuming = tokio::spawn(async move {
+        let mut got = 0usize;
+        while got < n {
+            match consumer.next().await {
+                Some(Ok(d)) => {
+                    got += 1;
+                    if got % 100 == 0 || got == n {
+                        d.ack(BasicAckOptions { multiple: true }).await?;
+                    }
+                }
+                _ => break,
+            }
+        }
+        // The consumer goes back with the count, so that it is dropped only after its
+        // channel is closed.
+        Ok::<_, lapin::Error>((got, consumer))
+    });
+
+    let publisher = conn.create_channel().await?;
+    publisher.confirm_select(ConfirmSelectOptions::default()).await?;
+    let body = vec![b'x'; 1024];
+    let started = Instant::now();
+    let mut pending = std::collections::VecDeque::new();
+    for _ in 0..n {
+        let confirm = publisher
+            .basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                &body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await?;
+        pending.push_back(confirm);
+        // Keep at most 1,000 confirms outstanding, as a real publisher would.
+        if pending.len() >= 1000 {
+            if let Some(c) = pending.pop_front() {
+                c.await?;
+            }
+        }
+    }
+    for c in pending {
+        c.await?;
+    }
+    let (got, consumer) = consuming.await??;
+    let elapsed = started.elapsed().as_secs_f64();
+    let _ = consumer_channel.close(200, "done".into()).await;
+    drop(consumer);
+    setup
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await?;
+    let _ = conn.close(200, "bye".into()).await;
+    if got < n {
+        bail!("the ceiling consumer stopped after {got} of {n} messages");
+    }
+    Ok(n as f64 / elapsed)
+}
+
+/// Submits every sample over HTTP: 32 at a time, or paced at `rate` per second.
+async fn submit(
+    base: &str,
+    samples: &[prh_workers::seed::SampleApplication],
+    rate: Option<f64>,
+) -> anyhow::Result<Vec<uuid::Uuid>> {
+    let client = reqwest::Client::new();
+    let slots = Arc::new(Semaphore::new(32));
+    let mut tasks = JoinSet::new();
+    let mut ticker = rate.map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r.max(0.001))));
+    for (i, sample) in samples.iter().enumerate() {
+        if let Some(t) = ticker.as_mut() {
+            t.tick().await;
+        }
+        let permit = slots.clone().acquire_owned().await?;
+        let (client, url, body) = (
+            client.clone(),
+            format!("{base}/v1/applications"),
+            sample.application.clone(),
+        );
+        let key = format!("bench-{}-{i}", std::process::id());
+        tasks.spawn(async move {
+            let _permit = permit;
+            let response = client
+                .post(url)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await?;
+            let status = response.status();
+            let json: serde_json::Value = response.json().await?;
+            if status.as_u16() != 202 {
+                bail!("submission {i} refused ({status}): {json}");
+            }
+            Ok(uuid::Uuid::parse_str(
+                json["application_id"].as_str().unwrap_or_default(),
+            )?)
+        });
+    }
+    let mut ids = Vec::with_capacity(samples.len());
+    while let Some(joined) = tasks.join_next().await {
+        ids.push(joined??);
+    }
+    Ok(ids)
+}
+
+async fn measure(
+    db: &sea_orm::DatabaseConnection,
+    ids: &[uuid::Uuid],
+    ceiling: f64,
+    options: &Options,
+    database: String,
+    mode: &str,
+    before: u64,
+) -> anyhow::Result<Report> {
+    let rows = applications::Entity::find()
+        .filter(applications::Column::Id.is_in(ids.to_vec()))
+        .all(db)
+        .await?;
+    let mut latencies: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| {
+            r.decided_at
+                .map(|d| (d - r.submitted_at).num_milliseconds().max(0) as f64 / 1000.0)
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let first = rows.iter().map(|r| r.submitted_at).min();
+    let last = rows.iter().filter_map(|r| r.decided_at).max();
+    let span = match (first, last) {
+        (Some(a), Some(b)) => ((b - a).num_milliseconds().max(1) as f64) / 1000.0,
+        _ => bail!("nothing was decided"),
+    };
+    let n = ids.len() as f64;
+    let apps_per_second = n / span;
+
+    // Every message an application costs: its check requests and decision event (the
+    // outbox rows) and its findings.
+    let outbox_rows = outbox::entity::Entity::find()
+        .filter(outbox::entity::Column::CorrelationId.is_in(ids.iter().map(|i| Some(*i)).collect::<Vec<_>>()))
+        .count(db)
+        .await? as f64;
+    let finding_rows = findings::Entity::find()
+        .filter(findings::Column::ApplicationId.is_in(ids.to_vec()))
+        .all(db)
+        .await?;
+    let messages_per_application = (outbox_rows + finding_rows.len() as f64) / n;
+    let mut checks_per_second = BTreeMap::new();
+    for f in &finding_rows {
+        *checks_per_second.entry(f.department.clone()).or_insert(0.0) += 1.0 / span;
+    }
+    let pipeline_mps = apps_per_second * messages_per_application;
+    let _ = before;
+    Ok(Report {
+        applications: ids.len(),
+        applications_per_second: apps_per_second,
+        ceiling_fraction: pipeline_mps / ceiling,
+        broker_ceiling_messages_per_second: ceiling,
+        pipeline_messages_per_second: pipeline_mps,
+        messages_per_application,
+        offered_rate: options.rate,
+        latency_seconds: Latency {
+            p50: pct(0.5),
+            p95: pct(0.95),
+            p99: pct(0.99),
+        },
+        checks_per_second,
+        peak_rss_mib: peak_rss_mib(),
+        database,
+        mode: mode.to_owned(),
+    })
+}
+
+/// This process's peak resident memory (VmHWM), in MiB. In all-in-one mode every
+/// component runs here, so it is the whole pipeline's.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+fn print_table(r: &Report) {
+    println!(
+        "PRH bench — {} applications, {} mode, {}",
+        r.applications, r.mode, r.database
+    );
+    if let Some(rate) = r.offered_rate {
+        println!("offered load             {rate:.0} applications/s");
+    }
+    println!(
+        "decided                  {:.1} applications/s",
+        r.applications_per_second
+    );
+    println!(
+        "latency (submit→decide)  p50 {:.3} s   p95 {:.3} s   p99 {:.3} s",
+        r.latency_seconds.p50, r.latency_seconds.p95, r.latency_seconds.p99
+    );
+    println!("messages per application {:.2}", r.messages_per_application);
+    println!(
+        "pipeline                 {:.0} messages/s",
+        r.pipeline_messages_per_second
+    );
+    println!(
+        "broker ceiling           {:.0} messages/s (same run)",
+        r.broker_ceiling_messages_per_second
+    );
+    println!("fraction of ceiling      {:.1} %", r.ceiling_fraction * 100.0);
+    for (d, rate) in &r.checks_per_second {
+        println!("  {d:<18} {rate:.1} checks/s");
+    }
+    if let Some(rss) = r.peak_rss_mib {
+        println!("peak RSS                 {rss:.1} MiB (this process: every component in all-in-one mode)");
+    }
+}
