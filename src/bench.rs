@@ -54,7 +54,9 @@ struct Report {
     offered_rate: Option<f64>,
     latency_seconds: Latency,
     checks_per_second: BTreeMap<String, f64>,
-    peak_rss_mib: Option<f64>,
+    /// Peak resident memory per process, in MiB: this process in all-in-one mode, every
+    /// local `prh intake|worker|collector` process with `--external`.
+    peak_rss_mib: BTreeMap<String, f64>,
     database: String,
     mode: String,
 }
@@ -192,7 +194,7 @@ async fn broker_ceiling(url: &str, n: usize) -> anyhow::Result<f64> {
             match consumer.next().await {
                 Some(Ok(d)) => {
                     got += 1;
-                    if got % 100 == 0 || got == n {
+                    if got.is_multiple_of(100) || got == n {
                         d.ack(BasicAckOptions { multiple: true }).await?;
                     }
                 }
@@ -224,10 +226,10 @@ async fn broker_ceiling(url: &str, n: usize) -> anyhow::Result<f64> {
             .await?;
         pending.push_back(confirm);
         // Keep at most 1,000 confirms outstanding, as a real publisher would.
-        if pending.len() >= 1000 {
-            if let Some(c) = pending.pop_front() {
-                c.await?;
-            }
+        if pending.len() >= 1000
+            && let Some(c) = pending.pop_front()
+        {
+            c.await?;
         }
     }
     for c in pending {
@@ -360,16 +362,19 @@ async fn measure(
             p99: pct(0.99),
         },
         checks_per_second,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: if mode == "external" {
+            local_prh_processes()
+        } else {
+            own_rss()
+        },
         database,
         mode: mode.to_owned(),
     })
 }
 
-/// This process's peak resident memory (VmHWM), in MiB. In all-in-one mode every
-/// component runs here, so it is the whole pipeline's.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// Peak resident memory (VmHWM) of a process, in MiB.
+fn peak_rss_mib(pid: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: f64 = status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))?
@@ -378,6 +383,46 @@ fn peak_rss_mib() -> Option<f64> {
         .parse()
         .ok()?;
     Some(kib / 1024.0)
+}
+
+/// In all-in-one mode every component runs in this process.
+fn own_rss() -> BTreeMap<String, f64> {
+    peak_rss_mib("self")
+        .map(|m| BTreeMap::from([("all-in-one".to_owned(), m)]))
+        .unwrap_or_default()
+}
+
+/// Every `prh intake`, `prh worker …` and `prh collector` process on this machine.
+fn local_prh_processes() -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let is_prh = args.first().is_some_and(|a| a.ends_with("/prh") || a == "prh");
+        let role = args
+            .iter()
+            .skip(1)
+            .find(|a| !a.starts_with('-'))
+            .cloned()
+            .unwrap_or_default();
+        if is_prh
+            && ["intake", "worker", "collector"].contains(&role.as_str())
+            && let Some(mib) = peak_rss_mib(&pid)
+        {
+            out.insert(format!("{} (pid {pid})", args[1..].join(" ")), mib);
+        }
+    }
+    out
 }
 
 fn print_table(r: &Report) {
@@ -409,7 +454,7 @@ fn print_table(r: &Report) {
     for (d, rate) in &r.checks_per_second {
         println!("  {d:<18} {rate:.1} checks/s");
     }
-    if let Some(rss) = r.peak_rss_mib {
-        println!("peak RSS                 {rss:.1} MiB (this process: every component in all-in-one mode)");
+    for (process, rss) in &r.peak_rss_mib {
+        println!("peak RSS                 {rss:.1} MiB  {process}");
     }
 }

@@ -178,9 +178,11 @@ impl Default for Settings {
                 concurrency: 32,
                 probe_listen: None,
             },
+            // Concurrency is also the largest group commit: findings waiting together share
+            // one transaction.
             collector: PoolSettings {
-                prefetch: 64,
-                concurrency: 8,
+                prefetch: 256,
+                concurrency: 64,
                 probe_listen: None,
             },
             signing: SigningSettings::default(),

@@ -24,20 +24,63 @@ use sea_orm::{
     TransactionTrait, sea_query::Expr,
 };
 use std::sync::Arc;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::Instrument;
 use uuid::Uuid;
 
 /// Outbox origin of the collector's rows.
 pub const ORIGIN: &str = "collector";
 
-pub struct Collector {
+/// What decides: the pipeline database, the policies and the signing key.
+pub struct Decider {
     pub db: DatabaseConnection,
     pub policies: Arc<PolicySet>,
     pub key: Arc<AuthorityKey>,
     pub authority: String,
     pub topology: Topology,
-    pub relay: Arc<Notify>,
+}
+
+/// A finding waiting for its group commit, and where its result goes.
+type Job = (Finding, String, oneshot::Sender<Result<Stored, DbErr>>);
+
+/// The collector's handler. Findings are stored by group commit: whatever arrived while
+/// the previous transaction ran is stored in the next one, so under load many findings
+/// share a commit (and SQLite's single writer), while a lone finding waits for nobody.
+pub struct Collector {
+    jobs: mpsc::Sender<Job>,
+    relay: Arc<Notify>,
+}
+
+impl Collector {
+    /// Starts the group-commit task; at most `max_batch` findings share a transaction.
+    pub fn start(decider: Decider, relay: Arc<Notify>, max_batch: usize) -> Self {
+        let (jobs, mut queue) = mpsc::channel::<Job>(max_batch.max(1) * 4);
+        let decider = Arc::new(decider);
+        tokio::spawn(async move {
+            while let Some(first) = queue.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < max_batch.max(1) {
+                    match queue.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                decider.commit_batch(batch).await;
+            }
+        });
+        Self { jobs, relay }
+    }
+
+    async fn store(&self, finding: Finding, traceparent: String) -> Result<Stored, DbErr> {
+        let (reply, result) = oneshot::channel();
+        self.jobs
+            .send((finding, traceparent, reply))
+            .await
+            .map_err(|_| DbErr::Custom("collector is stopping".into()))?;
+        result
+            .await
+            .map_err(|_| DbErr::Custom("collector is stopping".into()))?
+    }
 }
 
 /// What a decision did, for the metrics recorded once it is committed.
@@ -70,10 +113,11 @@ impl Handler for Collector {
             department = %finding.department,
             trace_id = trace::trace_id(&traceparent).unwrap_or_default(),
         );
-        let result = self
-            .store_committed(finding, &traceparent)
-            .instrument(span.clone())
-            .await;
+        let department = finding.department.as_str();
+        let result = self.store(finding, traceparent).instrument(span.clone()).await;
+        if result.is_ok() {
+            metrics::counter!(m::FINDINGS, "department" => department).increment(1);
+        }
         let _enter = span.enter();
         match result {
             Ok(Stored::UnknownApplication) => {
@@ -102,7 +146,39 @@ impl Handler for Collector {
     }
 }
 
-impl Collector {
+impl Decider {
+    /// Stores a batch in one transaction. If the transaction fails, each finding is tried
+    /// alone, so one bad finding cannot hold the others back.
+    async fn commit_batch(&self, batch: Vec<Job>) {
+        if batch.len() == 1 {
+            for (finding, traceparent, reply) in batch {
+                let _ = reply.send(self.store_committed(finding, &traceparent).await);
+            }
+            return;
+        }
+        let together = async {
+            let txn = self.db.begin().await?;
+            let mut results = Vec::with_capacity(batch.len());
+            for (finding, traceparent, _) in &batch {
+                results.push(self.store(&txn, finding.clone(), traceparent).await?);
+            }
+            txn.commit().await?;
+            Ok::<_, DbErr>(results)
+        };
+        match together.await {
+            Ok(results) => {
+                for ((_, _, reply), result) in batch.into_iter().zip(results) {
+                    let _ = reply.send(Ok(result));
+                }
+            }
+            Err(_) => {
+                for (finding, traceparent, reply) in batch {
+                    let _ = reply.send(self.store_committed(finding, &traceparent).await);
+                }
+            }
+        }
+    }
+
     async fn store_committed(&self, finding: Finding, traceparent: &str) -> Result<Stored, DbErr> {
         let txn = self.db.begin().await?;
         let stored = self.store(&txn, finding, traceparent).await?;

@@ -1,7 +1,11 @@
 //! Running a department pool or the collector as a service over the shared consumer
 //! runtime, until shutdown.
 
-use crate::{collector::Collector, housing_closer::HousingCloser, pool::CheckHandler};
+use crate::{
+    collector::{Collector, Decider},
+    housing_closer::HousingCloser,
+    pool::CheckHandler,
+};
 use anyhow::Context;
 use prh_common::{
     bus::{ConsumerSpec, Health, consumer},
@@ -88,14 +92,14 @@ pub async fn run_collector(settings: Settings, health: Health, shutdown: Cancell
     let notify = relay.notifier();
     let relay_stop = CancellationToken::new();
     let relay_task = tokio::spawn(relay.run(relay_stop.clone()));
-    let handler = Arc::new(Collector {
+    let decider = Decider {
         db,
         policies,
         key,
         authority: settings.signing.authority.clone(),
         topology: topology.clone(),
-        relay: notify,
-    });
+    };
+    let handler = Arc::new(Collector::start(decider, notify, settings.collector.concurrency));
     let spec = ConsumerSpec {
         name: "collector".into(),
         queue: topology.collector_queue(),
