@@ -125,6 +125,7 @@ impl Intake {
             .filter(applications::Column::Id.eq(id))
             .exec(&txn)
             .await?;
+        let mut requests = Vec::with_capacity(application.track.departments().len());
         for &department in application.track.departments() {
             let request = CheckRequest::project(id, &application, department);
             let msg = Outgoing {
@@ -140,8 +141,9 @@ impl Intake {
                 ],
                 body: serde_json::to_vec(&request).map_err(|e| DbErr::Custom(e.to_string()))?,
             };
-            outbox::enqueue(&txn, ORIGIN, &msg).await?;
+            requests.push(msg);
         }
+        outbox::enqueue_all(&txn, ORIGIN, &requests).await?;
         txn.commit().await?;
         self.relay.notify_one();
         tracing::info!(application_id = %id, %reference, channel = channel.as_str(), track = application.track.as_str(), "application accepted");

@@ -42,23 +42,37 @@ pub mod entity {
 
 /// Adds `msg` to the outbox inside the caller's transaction.
 pub async fn enqueue<C: ConnectionTrait>(db: &C, origin: &str, msg: &Outgoing) -> Result<(), DbErr> {
-    let body = String::from_utf8(msg.body.clone()).map_err(|_| DbErr::Custom("outbox bodies are JSON text".into()))?;
-    let headers = serde_json::to_value(&msg.headers).map_err(|e| DbErr::Custom(e.to_string()))?;
-    entity::Entity::insert(entity::ActiveModel {
-        origin: Set(origin.to_owned()),
-        exchange: Set(msg.exchange.clone()),
-        routing_key: Set(msg.routing_key.clone()),
-        kind: Set(msg.kind.clone()),
-        message_id: Set(msg.message_id),
-        correlation_id: Set(msg.correlation_id),
-        headers: Set(headers),
-        body: Set(body),
-        created_at: Set(chrono::Utc::now()),
-        sent_at: Set(None),
-        ..Default::default()
-    })
-    .exec_without_returning(db)
-    .await?;
+    enqueue_all(db, origin, std::slice::from_ref(msg)).await
+}
+
+/// Adds several messages in one statement, inside the caller's transaction.
+pub async fn enqueue_all<C: ConnectionTrait>(db: &C, origin: &str, msgs: &[Outgoing]) -> Result<(), DbErr> {
+    if msgs.is_empty() {
+        return Ok(());
+    }
+    let now = chrono::Utc::now();
+    let rows = msgs
+        .iter()
+        .map(|msg| {
+            let body =
+                String::from_utf8(msg.body.clone()).map_err(|_| DbErr::Custom("outbox bodies are JSON text".into()))?;
+            let headers = serde_json::to_value(&msg.headers).map_err(|e| DbErr::Custom(e.to_string()))?;
+            Ok(entity::ActiveModel {
+                origin: Set(origin.to_owned()),
+                exchange: Set(msg.exchange.clone()),
+                routing_key: Set(msg.routing_key.clone()),
+                kind: Set(msg.kind.clone()),
+                message_id: Set(msg.message_id),
+                correlation_id: Set(msg.correlation_id),
+                headers: Set(headers),
+                body: Set(body),
+                created_at: Set(now),
+                sent_at: Set(None),
+                ..Default::default()
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    entity::Entity::insert_many(rows).exec_without_returning(db).await?;
     Ok(())
 }
 
