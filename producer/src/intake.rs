@@ -10,12 +10,13 @@ use prh_common::{
     policy_set::PolicySet,
     store::{
         db::is_transient,
+        group_commit::{GroupCommit, Unit},
         outbox,
         pipeline::{applications, status},
     },
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, SqlErr,
     sea_query::Expr,
 };
 use serde::Serialize;
@@ -61,6 +62,40 @@ pub struct Intake {
     pub policies: Arc<PolicySet>,
     pub limits: Limits,
     pub relay: Arc<Notify>,
+    /// Submissions that arrive together share a transaction.
+    pub commits: GroupCommit<Writer>,
+}
+
+/// An accepted application ready to be written: its row and its check requests.
+pub struct Prepared {
+    row: applications::ActiveModel,
+    id: Uuid,
+    year: String,
+    requests: Vec<Outgoing>,
+}
+
+/// Writes prepared applications; the unit of intake's group commit.
+pub struct Writer;
+
+impl Unit for Writer {
+    type Job = Prepared;
+    /// The application's reference.
+    type Out = String;
+
+    async fn apply(&self, txn: &DatabaseTransaction, p: &Prepared) -> Result<String, DbErr> {
+        let seq = applications::Entity::insert(p.row.clone())
+            .exec(txn)
+            .await?
+            .last_insert_id;
+        let reference = format!("GZF-{}-{seq:06}", p.year);
+        applications::Entity::update_many()
+            .col_expr(applications::Column::Reference, Expr::value(reference.clone()))
+            .filter(applications::Column::Id.eq(p.id))
+            .exec(txn)
+            .await?;
+        outbox::enqueue_all(txn, ORIGIN, &p.requests).await?;
+        Ok(reference)
+    }
 }
 
 impl Intake {
@@ -88,8 +123,7 @@ impl Intake {
         let id = Uuid::now_v7();
         let payload = serde_json::to_value(&application).map_err(|e| DbErr::Custom(e.to_string()))?;
 
-        let txn = self.db.begin().await?;
-        let inserted = applications::Entity::insert(applications::ActiveModel {
+        let row = applications::ActiveModel {
             id: Set(id),
             reference: Set(None),
             idempotency_key: Set(idempotency_key.map(str::to_owned)),
@@ -104,31 +138,11 @@ impl Intake {
             decided_at: Set(None),
             updated_at: Set(now),
             ..Default::default()
-        })
-        .exec(&txn)
-        .await;
-        let seq = match inserted {
-            Ok(r) => r.last_insert_id,
-            Err(e)
-                if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) && idempotency_key.is_some() =>
-            {
-                // Another request with the same key won the race: answer as it did.
-                drop(txn);
-                let key = idempotency_key.unwrap_or_default();
-                return self.replay(key, &hash).await?.ok_or(SubmitError::KeyReused);
-            }
-            Err(e) => return Err(e.into()),
         };
-        let reference = format!("GZF-{}-{seq:06}", today.format("%Y"));
-        applications::Entity::update_many()
-            .col_expr(applications::Column::Reference, Expr::value(reference.clone()))
-            .filter(applications::Column::Id.eq(id))
-            .exec(&txn)
-            .await?;
         let mut requests = Vec::with_capacity(application.track.departments().len());
         for &department in application.track.departments() {
             let request = CheckRequest::project(id, &application, department);
-            let msg = Outgoing {
+            requests.push(Outgoing {
                 exchange: self.topology.checks_exchange(),
                 routing_key: department.as_str().into(),
                 kind: kinds::CHECK_REQUESTED.into(),
@@ -140,11 +154,25 @@ impl Intake {
                     (headers::TRACEPARENT.into(), prh_common::trace::traceparent(id)),
                 ],
                 body: serde_json::to_vec(&request).map_err(|e| DbErr::Custom(e.to_string()))?,
-            };
-            requests.push(msg);
+            });
         }
-        outbox::enqueue_all(&txn, ORIGIN, &requests).await?;
-        txn.commit().await?;
+        let prepared = Prepared {
+            row,
+            id,
+            year: today.format("%Y").to_string(),
+            requests,
+        };
+        let reference = match self.commits.run(prepared).await {
+            Ok(reference) => reference,
+            Err(e)
+                if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) && idempotency_key.is_some() =>
+            {
+                // Another request with the same key won the race: answer as it did.
+                let key = idempotency_key.unwrap_or_default();
+                return self.replay(key, &hash).await?.ok_or(SubmitError::KeyReused);
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.relay.notify_one();
         tracing::info!(application_id = %id, %reference, channel = channel.as_str(), track = application.track.as_str(), "application accepted");
         metrics::counter!(prh_common::metrics::APPLICATIONS, "channel" => channel.as_str()).increment(1);

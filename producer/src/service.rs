@@ -4,14 +4,14 @@
 use crate::{
     amqp::IntakeConsumer,
     http::{ApiState, router},
-    intake::{Intake, ORIGIN},
+    intake::{Intake, ORIGIN, Writer},
     validate::Limits,
 };
 use anyhow::Context;
 use prh_common::{
     bus::{ConsumerSpec, Health, consumer},
     config::Settings,
-    store::{self, outbox::Relay},
+    store::{self, group_commit::GroupCommit, outbox::Relay},
 };
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -38,6 +38,7 @@ pub async fn run(
             max_household: settings.intake.max_household,
         },
         relay: relay.notifier(),
+        commits: GroupCommit::start(db.clone(), Arc::new(Writer), settings.intake.concurrency.max(32)),
     });
     let relay_stop = CancellationToken::new();
     let relay_task = tokio::spawn(relay.run(relay_stop.clone()));

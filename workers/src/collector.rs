@@ -14,6 +14,7 @@ use prh_common::{
     signing::AuthorityKey,
     store::{
         db::is_transient,
+        group_commit::{GroupCommit, Unit},
         outbox,
         pipeline::{applications, certificates, decisions, findings, status},
     },
@@ -21,10 +22,10 @@ use prh_common::{
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    TransactionTrait, sea_query::Expr,
+    sea_query::Expr,
 };
 use std::sync::Arc;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::Notify;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -40,57 +41,46 @@ pub struct Decider {
     pub topology: Topology,
 }
 
-/// A finding waiting for its group commit, and where its result goes.
-type Job = (Finding, String, oneshot::Sender<Result<Stored, DbErr>>);
-
-/// The collector's handler. Findings are stored by group commit: whatever arrived while
-/// the previous transaction ran is stored in the next one, so under load many findings
-/// share a commit (and SQLite's single writer), while a lone finding waits for nobody.
+/// The collector's handler. Findings are stored by group commit (`store::group_commit`):
+/// under load many findings share one transaction.
 pub struct Collector {
-    jobs: mpsc::Sender<Job>,
+    commits: GroupCommit<Decider>,
     relay: Arc<Notify>,
 }
 
 impl Collector {
     /// Starts the group-commit task; at most `max_batch` findings share a transaction.
     pub fn start(decider: Decider, relay: Arc<Notify>, max_batch: usize) -> Self {
-        let (jobs, mut queue) = mpsc::channel::<Job>(max_batch.max(1) * 4);
-        let decider = Arc::new(decider);
-        tokio::spawn(async move {
-            while let Some(first) = queue.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < max_batch.max(1) {
-                    match queue.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
-                }
-                decider.commit_batch(batch).await;
-            }
-        });
-        Self { jobs, relay }
+        let db = decider.db.clone();
+        Self {
+            commits: GroupCommit::start(db, Arc::new(decider), max_batch),
+            relay,
+        }
     }
+}
 
-    async fn store(&self, finding: Finding, traceparent: String) -> Result<Stored, DbErr> {
-        let (reply, result) = oneshot::channel();
-        self.jobs
-            .send((finding, traceparent, reply))
-            .await
-            .map_err(|_| DbErr::Custom("collector is stopping".into()))?;
-        result
-            .await
-            .map_err(|_| DbErr::Custom("collector is stopping".into()))?
+impl Unit for Decider {
+    type Job = (Finding, String);
+    type Out = Stored;
+
+    fn apply<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        job: &'a Self::Job,
+    ) -> impl std::future::Future<Output = Result<Stored, DbErr>> + Send + 'a {
+        self.store(txn, job.0.clone(), &job.1)
     }
 }
 
 /// What a decision did, for the metrics recorded once it is committed.
-struct Decided {
+pub struct Decided {
     outcome: DecisionOutcome,
     submit_to_decision: f64,
     certified: bool,
 }
 
-enum Stored {
+/// What storing one finding came to.
+pub enum Stored {
     UnknownApplication,
     Waiting,
     AlreadyDecided,
@@ -114,7 +104,7 @@ impl Handler for Collector {
             trace_id = trace::trace_id(&traceparent).unwrap_or_default(),
         );
         let department = finding.department.as_str();
-        let result = self.store(finding, traceparent).instrument(span.clone()).await;
+        let result = self.commits.run((finding, traceparent)).instrument(span.clone()).await;
         if result.is_ok() {
             metrics::counter!(m::FINDINGS, "department" => department).increment(1);
         }
@@ -147,45 +137,6 @@ impl Handler for Collector {
 }
 
 impl Decider {
-    /// Stores a batch in one transaction. If the transaction fails, each finding is tried
-    /// alone, so one bad finding cannot hold the others back.
-    async fn commit_batch(&self, batch: Vec<Job>) {
-        if batch.len() == 1 {
-            for (finding, traceparent, reply) in batch {
-                let _ = reply.send(self.store_committed(finding, &traceparent).await);
-            }
-            return;
-        }
-        let together = async {
-            let txn = self.db.begin().await?;
-            let mut results = Vec::with_capacity(batch.len());
-            for (finding, traceparent, _) in &batch {
-                results.push(self.store(&txn, finding.clone(), traceparent).await?);
-            }
-            txn.commit().await?;
-            Ok::<_, DbErr>(results)
-        };
-        match together.await {
-            Ok(results) => {
-                for ((_, _, reply), result) in batch.into_iter().zip(results) {
-                    let _ = reply.send(Ok(result));
-                }
-            }
-            Err(_) => {
-                for (finding, traceparent, reply) in batch {
-                    let _ = reply.send(self.store_committed(finding, &traceparent).await);
-                }
-            }
-        }
-    }
-
-    async fn store_committed(&self, finding: Finding, traceparent: &str) -> Result<Stored, DbErr> {
-        let txn = self.db.begin().await?;
-        let stored = self.store(&txn, finding, traceparent).await?;
-        txn.commit().await?;
-        Ok(stored)
-    }
-
     async fn store(&self, txn: &DatabaseTransaction, finding: Finding, traceparent: &str) -> Result<Stored, DbErr> {
         let now = chrono::Utc::now();
         // Touch the application first: this takes its row lock on PostgreSQL and the write

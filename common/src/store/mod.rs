@@ -2,6 +2,7 @@
 //! registries' entities, and the transactional outbox with its relay.
 
 pub mod db;
+pub mod group_commit;
 pub mod outbox;
 pub mod pipeline;
 pub mod registry;
