@@ -187,8 +187,16 @@ impl Relay {
                 }
             }
             if shutdown.is_cancelled() {
-                // Flush what committed before the shutdown began, then stop.
-                let _ = tokio::time::timeout(self.grace, self.drain_once(publisher)).await;
+                // Flush everything committed before the shutdown began, batch after batch,
+                // within the grace period; then stop.
+                let flush = async {
+                    while let Ok(n) = self.drain_once(publisher).await {
+                        if (n as u64) < self.batch {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(self.grace, flush).await;
                 return true;
             }
             tokio::select! {
