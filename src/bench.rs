@@ -27,10 +27,8 @@ use std::{
     collections::BTreeMap,
     path::Path,
     process::ExitCode,
-    sync::Arc,
     time::{Duration, Instant},
 };
-use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 /// What `prh bench` was asked to do.
@@ -76,15 +74,7 @@ pub async fn run(mut settings: Settings, options: Options, dir: &Path) -> anyhow
     prh_common::telemetry::init(&settings.log);
     let mode = if options.external { "external" } else { "all-in-one" };
     if !options.external {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
-        }
-        std::fs::create_dir_all(dir)?;
-        settings.data_dir = dir.to_path_buf();
-        settings.database = Default::default();
-        settings.registries = Default::default();
-        settings.signing.key_file = None;
-        settings.amqp.prefix = format!("prh-bench-{}", std::process::id());
+        local::throwaway(&mut settings, dir, "prh-bench")?;
         if let Some(url) = &options.postgres {
             let tag = format!("bench{}", std::process::id());
             settings.database.url = Some(url.clone());
@@ -128,7 +118,7 @@ pub async fn run(mut settings: Settings, options: Options, dir: &Path) -> anyhow
     );
     let db = store::connect(&settings.pipeline_db()).await?;
     let before = applications::Entity::find().count(&db).await?;
-    let ids = submit(&base, &samples, options.rate).await?;
+    let ids = local::submit_all(&base, &samples, 32, options.rate, || {}).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let decided = applications::Entity::find()
@@ -247,52 +237,6 @@ async fn broker_ceiling(url: &str, n: usize) -> anyhow::Result<f64> {
         bail!("the ceiling consumer stopped after {got} of {n} messages");
     }
     Ok(n as f64 / elapsed)
-}
-
-/// Submits every sample over HTTP: 32 at a time, or paced at `rate` per second.
-async fn submit(
-    base: &str,
-    samples: &[prh_workers::seed::SampleApplication],
-    rate: Option<f64>,
-) -> anyhow::Result<Vec<uuid::Uuid>> {
-    let client = reqwest::Client::new();
-    let slots = Arc::new(Semaphore::new(32));
-    let mut tasks = JoinSet::new();
-    let mut ticker = rate.map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r.max(0.001))));
-    for (i, sample) in samples.iter().enumerate() {
-        if let Some(t) = ticker.as_mut() {
-            t.tick().await;
-        }
-        let permit = slots.clone().acquire_owned().await?;
-        let (client, url, body) = (
-            client.clone(),
-            format!("{base}/v1/applications"),
-            sample.application.clone(),
-        );
-        let key = format!("bench-{}-{i}", std::process::id());
-        tasks.spawn(async move {
-            let _permit = permit;
-            let response = client
-                .post(url)
-                .header("idempotency-key", key)
-                .json(&body)
-                .send()
-                .await?;
-            let status = response.status();
-            let json: serde_json::Value = response.json().await?;
-            if status.as_u16() != 202 {
-                bail!("submission {i} refused ({status}): {json}");
-            }
-            Ok(uuid::Uuid::parse_str(
-                json["application_id"].as_str().unwrap_or_default(),
-            )?)
-        });
-    }
-    let mut ids = Vec::with_capacity(samples.len());
-    while let Some(joined) = tasks.join_next().await {
-        ids.push(joined??);
-    }
-    Ok(ids)
 }
 
 async fn measure(

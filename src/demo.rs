@@ -1,7 +1,7 @@
 //! `prh demo`: the whole pipeline in one process on SQLite, with sample applications
 //! flowing from HTTP intake through all six pools and the collector to certificates.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 use prh::local::{self, LocalPipeline};
 use prh_common::{
@@ -18,24 +18,14 @@ use std::{
     collections::BTreeMap,
     path::Path,
     process::ExitCode,
-    sync::Arc,
     time::{Duration, Instant},
 };
-use tokio::{sync::Semaphore, task::JoinSet};
 
 pub async fn run(mut settings: Settings, n: usize, dir: &Path) -> anyhow::Result<ExitCode> {
     if n == 0 {
         bail!("--applications must be at least 1");
     }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
-    }
-    std::fs::create_dir_all(dir)?;
-    settings.data_dir = dir.to_path_buf();
-    settings.database = Default::default();
-    settings.registries = Default::default();
-    settings.signing.key_file = None;
-    settings.amqp.prefix = format!("prh-demo-{}", std::process::id());
+    local::throwaway(&mut settings, dir, "prh-demo")?;
     settings.log.filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
     prh_common::telemetry::init(&settings.log);
 
@@ -61,7 +51,12 @@ async fn drive(settings: &Settings, base: &str, samples: &[SampleApplication], d
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message("submitting");
-    let ids = submit_all(base, samples, &bar).await?;
+    let counter = bar.clone();
+    let ids: Vec<String> = local::submit_all(base, samples, 16, None, move || counter.inc(1))
+        .await?
+        .iter()
+        .map(|id| id.to_string())
+        .collect();
 
     bar.set_message("deciding");
     let db = store::connect(&settings.pipeline_db()).await?;
@@ -80,39 +75,6 @@ async fn drive(settings: &Settings, base: &str, samples: &[SampleApplication], d
     }
     bar.finish_with_message("done");
     summarize(settings, &db, samples, &ids, dir).await
-}
-
-/// Submits every sample over HTTP, 16 at a time; returns the application ids in order.
-async fn submit_all(base: &str, samples: &[SampleApplication], bar: &ProgressBar) -> anyhow::Result<Vec<String>> {
-    let client = reqwest::Client::new();
-    let slots = Arc::new(Semaphore::new(16));
-    let mut submits = JoinSet::new();
-    for (i, sample) in samples.iter().enumerate() {
-        let (client, slots, bar) = (client.clone(), slots.clone(), bar.clone());
-        let (url, body) = (format!("{base}/v1/applications"), sample.application.clone());
-        submits.spawn(async move {
-            let _slot = slots.acquire_owned().await;
-            let response = client
-                .post(url)
-                .header("idempotency-key", format!("demo-{i}"))
-                .json(&body)
-                .send()
-                .await?;
-            bar.inc(1);
-            let status = response.status();
-            let json: serde_json::Value = response.json().await?;
-            if status.as_u16() != 202 {
-                bail!("submission {i} refused ({status}): {json}");
-            }
-            Ok((i, json["application_id"].as_str().unwrap_or_default().to_owned()))
-        });
-    }
-    let mut ids = vec![String::new(); samples.len()];
-    while let Some(joined) = submits.join_next().await {
-        let (i, id) = joined??;
-        ids[i] = id;
-    }
-    Ok(ids)
 }
 
 /// Prints outcomes against expectations, throughput, latency and the certificates, all

@@ -30,6 +30,76 @@ pub async fn prepare(settings: &Settings, households: usize, seed: u64) -> anyho
     Ok(samples)
 }
 
+/// Points `settings` at a fresh working folder (wiped first) with SQLite databases, a key
+/// of its own and a topology prefix of its own: the demo's and the benchmark's setting.
+pub fn throwaway(settings: &mut Settings, dir: &std::path::Path, prefix: &str) -> anyhow::Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    settings.data_dir = dir.to_path_buf();
+    settings.database = Default::default();
+    settings.registries = Default::default();
+    settings.signing.key_file = None;
+    settings.amqp.prefix = format!("{prefix}-{}", std::process::id());
+    Ok(())
+}
+
+/// Submits every sample over HTTP, `concurrency` at a time and, with `rate`, no faster
+/// than that many per second; calls `on_accepted` after each. Returns the application ids
+/// in sample order.
+pub async fn submit_all(
+    base: &str,
+    samples: &[SampleApplication],
+    concurrency: usize,
+    rate: Option<f64>,
+    on_accepted: impl Fn() + Clone + Send + 'static,
+) -> anyhow::Result<Vec<uuid::Uuid>> {
+    let client = reqwest::Client::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut ticker = rate.map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r.max(0.001))));
+    let mut tasks = JoinSet::new();
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    for (i, sample) in samples.iter().enumerate() {
+        if let Some(t) = ticker.as_mut() {
+            t.tick().await;
+        }
+        let permit = slots.clone().acquire_owned().await?;
+        let (client, url, body, done) = (
+            client.clone(),
+            format!("{base}/v1/applications"),
+            sample.application.clone(),
+            on_accepted.clone(),
+        );
+        let key = format!("{run}-{i}");
+        tasks.spawn(async move {
+            let _permit = permit;
+            let response = client
+                .post(url)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await?;
+            let status = response.status();
+            let json: serde_json::Value = response.json().await?;
+            if status.as_u16() != 202 {
+                bail!("submission {i} refused ({status}): {json}");
+            }
+            done();
+            Ok((
+                i,
+                uuid::Uuid::parse_str(json["application_id"].as_str().unwrap_or_default())?,
+            ))
+        });
+    }
+    let mut ids = vec![uuid::Uuid::nil(); samples.len()];
+    while let Some(joined) = tasks.join_next().await {
+        let (i, id) = joined??;
+        ids[i] = id;
+    }
+    Ok(ids)
+}
+
 /// Running components and the means to stop them.
 pub struct LocalPipeline {
     /// Base URL of the intake API, e.g. `http://127.0.0.1:41234`.
