@@ -260,12 +260,7 @@ async fn measure(
         })
         .collect();
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let pct = |p: f64| local::quantile(&latencies, p);
     let first = rows.iter().map(|r| r.submitted_at).min();
     let last = rows.iter().filter_map(|r| r.decided_at).max();
     let span = match (first, last) {

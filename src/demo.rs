@@ -117,12 +117,7 @@ async fn summarize(
         }
     }
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let pct = |p: f64| local::quantile(&latencies, p);
     let span = match (first, last) {
         (Some(a), Some(b)) => (b - a).num_milliseconds().max(1) as f64 / 1000.0,
         _ => 0.0,

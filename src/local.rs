@@ -100,6 +100,14 @@ pub async fn submit_all(
     Ok(ids)
 }
 
+/// The `p` quantile (0 to 1) of `sorted` values, nearest rank; 0 when empty.
+pub fn quantile(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
+        .copied()
+        .unwrap_or(0.0)
+}
+
 /// Running components and the means to stop them.
 pub struct LocalPipeline {
     /// Base URL of the intake API, e.g. `http://127.0.0.1:41234`.

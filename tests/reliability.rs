@@ -254,20 +254,7 @@ async fn parked_check_requests_are_replayed_after_the_fix() {
         .unwrap();
     assert_eq!(replayed, departments);
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let view = loop {
-        let view: serde_json::Value = reqwest::get(format!("{base}/v1/applications/{id}"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if !view["decision"].is_null() {
-            break view;
-        }
-        assert!(Instant::now() < deadline, "not decided after the replay: {view}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let view = common::wait_decided(&base, &id).await;
     assert_eq!(
         (view["status"].as_str(), view["decision"]["policy_version"].as_str()),
         (Some("qualified"), Some("weihai-new"))

@@ -53,7 +53,11 @@ pub async fn decided(base: &str, body: &Value, key: &str) -> Value {
         .unwrap();
     assert_eq!(response.status().as_u16(), 202);
     let receipt: Value = response.json().await.unwrap();
-    let id = receipt["application_id"].as_str().unwrap().to_owned();
+    wait_decided(base, receipt["application_id"].as_str().unwrap()).await
+}
+
+/// Waits (up to a minute) until application `id` has a decision; returns the status view.
+pub async fn wait_decided(base: &str, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let view: Value = reqwest::get(format!("{base}/v1/applications/{id}"))
