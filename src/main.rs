@@ -10,6 +10,11 @@ use clap::{Parser, Subcommand};
 use prh_common::{config::Settings, department::Department};
 use std::{path::PathBuf, process::ExitCode};
 
+// Under load most of PRH's CPU went to glibc's malloc and free across threads (measured
+// with perf during `prh bench`; see docs/performance.md); mimalloc spends far less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "prh",

@@ -94,6 +94,17 @@ impl Subject {
         }
     }
 
+    /// Every ID number the request names, the applicant first.
+    pub fn id_numbers(&self) -> Vec<&IdNumber> {
+        match self {
+            Self::PublicSecurity { persons } | Self::CivilAffairs { persons, .. } => {
+                persons.iter().map(|p| &p.id_number).collect()
+            }
+            Self::NaturalResources { id_numbers } | Self::Housing { id_numbers } => id_numbers.iter().collect(),
+            Self::HumanResources { applicant, .. } | Self::Education { applicant } => vec![&applicant.id_number],
+        }
+    }
+
     pub fn department(&self) -> Department {
         match self {
             Self::PublicSecurity { .. } => Department::PublicSecurity,

@@ -16,12 +16,13 @@ use prh_common::{
     },
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, SqlErr,
-    sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect, SqlErr,
+    sea_query::{CaseStatement, Expr},
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 use tokio::sync::Notify;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -82,19 +83,40 @@ impl Unit for Writer {
     /// The application's reference.
     type Out = String;
 
-    async fn apply(&self, txn: &DatabaseTransaction, p: &Prepared) -> Result<String, DbErr> {
-        let seq = applications::Entity::insert(p.row.clone())
-            .exec(txn)
+    /// Writes a batch with four statements whatever its size: the rows, their sequence
+    /// numbers, their references and every check request.
+    async fn apply(&self, txn: &DatabaseTransaction, batch: &[Prepared]) -> Result<Vec<String>, DbErr> {
+        let ids: Vec<Uuid> = batch.iter().map(|p| p.id).collect();
+        applications::Entity::insert_many(batch.iter().map(|p| p.row.clone()))
+            .exec_without_returning(txn)
+            .await?;
+        let seqs: HashMap<Uuid, i64> = applications::Entity::find()
+            .select_only()
+            .columns([applications::Column::Id, applications::Column::Seq])
+            .filter(applications::Column::Id.is_in(ids.clone()))
+            .into_tuple::<(Uuid, i64)>()
+            .all(txn)
             .await?
-            .last_insert_id;
-        let reference = format!("GZF-{}-{seq:06}", p.year);
+            .into_iter()
+            .collect();
+        let mut references = Vec::with_capacity(batch.len());
+        let mut by_id = CaseStatement::new();
+        for p in batch {
+            let seq = seqs
+                .get(&p.id)
+                .ok_or_else(|| DbErr::RecordNotFound(format!("application {} just inserted", p.id)))?;
+            let reference = format!("GZF-{}-{seq:06}", p.year);
+            by_id = by_id.case(applications::Column::Id.eq(p.id), Expr::value(reference.clone()));
+            references.push(reference);
+        }
         applications::Entity::update_many()
-            .col_expr(applications::Column::Reference, Expr::value(reference.clone()))
-            .filter(applications::Column::Id.eq(p.id))
+            .col_expr(applications::Column::Reference, by_id.into())
+            .filter(applications::Column::Id.is_in(ids))
             .exec(txn)
             .await?;
-        outbox::enqueue_all(txn, ORIGIN, &p.requests).await?;
-        Ok(reference)
+        let requests: Vec<Outgoing> = batch.iter().flat_map(|p| p.requests.iter().cloned()).collect();
+        outbox::enqueue_all(txn, ORIGIN, &requests).await?;
+        Ok(references)
     }
 }
 

@@ -22,9 +22,12 @@ use prh_common::{
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    sea_query::Expr,
+    QuerySelect, sea_query::Expr,
 };
-use std::sync::Arc;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 use tokio::sync::Notify;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -66,13 +69,14 @@ impl Unit for Decider {
     fn apply<'a>(
         &'a self,
         txn: &'a DatabaseTransaction,
-        job: &'a Self::Job,
-    ) -> impl std::future::Future<Output = Result<Stored, DbErr>> + Send + 'a {
-        self.store(txn, job.0.clone(), &job.1)
+        jobs: &'a [Self::Job],
+    ) -> impl std::future::Future<Output = Result<Vec<Stored>, DbErr>> + Send + 'a {
+        self.store(txn, jobs)
     }
 }
 
 /// What a decision did, for the metrics recorded once it is committed.
+#[derive(Clone)]
 pub struct Decided {
     outcome: DecisionOutcome,
     submit_to_decision: f64,
@@ -80,6 +84,7 @@ pub struct Decided {
 }
 
 /// What storing one finding came to.
+#[derive(Clone)]
 pub enum Stored {
     UnknownApplication,
     Waiting,
@@ -137,71 +142,116 @@ impl Handler for Collector {
 }
 
 impl Decider {
-    async fn store(&self, txn: &DatabaseTransaction, finding: Finding, traceparent: &str) -> Result<Stored, DbErr> {
+    /// Stores a batch of findings and decides every application they complete, with a
+    /// handful of statements per batch rather than per finding.
+    async fn store(&self, txn: &DatabaseTransaction, jobs: &[(Finding, String)]) -> Result<Vec<Stored>, DbErr> {
         let now = chrono::Utc::now();
-        // Touch the application first: this takes its row lock on PostgreSQL and the write
-        // lock on SQLite, so findings of one application are stored one at a time and the
-        // last one always sees the others.
-        let touched = applications::Entity::update_many()
+        let mut ids: Vec<Uuid> = jobs.iter().map(|(f, _)| f.application_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        // Touch the applications first: this takes their row locks on PostgreSQL and the
+        // write lock on SQLite, so findings of one application are stored one transaction
+        // at a time and the last one always sees the others.
+        applications::Entity::update_many()
             .col_expr(applications::Column::UpdatedAt, Expr::value(now))
-            .filter(applications::Column::Id.eq(finding.application_id))
+            .filter(applications::Column::Id.is_in(ids.clone()))
             .exec(txn)
             .await?;
-        if touched.rows_affected == 0 {
-            return Ok(Stored::UnknownApplication);
-        }
-        let payload = serde_json::to_value(&finding).map_err(|e| DbErr::Custom(e.to_string()))?;
-        findings::Entity::insert(findings::ActiveModel {
-            application_id: Set(finding.application_id),
-            department: Set(finding.department.to_string()),
-            payload: Set(payload),
-            received_at: Set(now),
-            ..Default::default()
-        })
-        .on_conflict_do_nothing_on([findings::Column::ApplicationId, findings::Column::Department])
-        .exec_without_returning(txn)
-        .await?;
-
-        if decisions::Entity::find_by_id(finding.application_id)
-            .one(txn)
-            .await?
-            .is_some()
-        {
-            return Ok(Stored::AlreadyDecided);
-        }
-        let app_row = applications::Entity::find()
-            .filter(applications::Column::Id.eq(finding.application_id))
-            .one(txn)
-            .await?
-            .ok_or_else(|| DbErr::RecordNotFound("application".into()))?;
-        let application: Application =
-            serde_json::from_value(app_row.payload.clone()).map_err(|e| DbErr::Custom(e.to_string()))?;
-        let stored: Vec<Finding> = findings::Entity::find()
-            .filter(findings::Column::ApplicationId.eq(finding.application_id))
+        let apps: HashMap<Uuid, applications::Model> = applications::Entity::find()
+            .filter(applications::Column::Id.is_in(ids))
             .all(txn)
             .await?
             .into_iter()
-            .map(|row| {
-                serde_json::from_value(row.payload)
-                    .map_err(|e| DbErr::Custom(format!("stored finding unreadable: {e}")))
-            })
-            .collect::<Result<_, _>>()?;
-        let complete = application
-            .track
-            .departments()
+            .map(|row| (row.id, row))
+            .collect();
+        let rows = jobs
             .iter()
-            .all(|d| stored.iter().any(|f| f.department == *d));
-        if !complete {
-            return Ok(Stored::Waiting);
+            .filter(|(f, _)| apps.contains_key(&f.application_id))
+            .map(|(f, _)| {
+                Ok(findings::ActiveModel {
+                    application_id: Set(f.application_id),
+                    department: Set(f.department.to_string()),
+                    payload: Set(serde_json::to_value(f).map_err(|e| DbErr::Custom(e.to_string()))?),
+                    received_at: Set(now),
+                    ..Default::default()
+                })
+            })
+            .collect::<Result<Vec<_>, DbErr>>()?;
+        if rows.is_empty() {
+            return Ok(vec![Stored::UnknownApplication; jobs.len()]);
         }
-        self.decide(txn, &app_row, &application, &stored, now, traceparent)
-            .await
-            .map(Stored::Decided)
+        // A redelivered finding is already stored: the first answer of a department stands.
+        findings::Entity::insert_many(rows)
+            .on_conflict_do_nothing_on([findings::Column::ApplicationId, findings::Column::Department])
+            .exec_without_returning(txn)
+            .await?;
+
+        let known: Vec<Uuid> = apps.keys().copied().collect();
+        let decided: HashSet<Uuid> = decisions::Entity::find()
+            .select_only()
+            .column(decisions::Column::ApplicationId)
+            .filter(decisions::Column::ApplicationId.is_in(known.clone()))
+            .into_tuple::<Uuid>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect();
+        let open: Vec<Uuid> = known.into_iter().filter(|id| !decided.contains(id)).collect();
+        let mut stored: HashMap<Uuid, Vec<Finding>> = HashMap::new();
+        for row in findings::Entity::find()
+            .filter(findings::Column::ApplicationId.is_in(open))
+            .all(txn)
+            .await?
+        {
+            let finding: Finding = serde_json::from_value(row.payload)
+                .map_err(|e| DbErr::Custom(format!("stored finding unreadable: {e}")))?;
+            stored.entry(row.application_id).or_default().push(finding);
+        }
+
+        // Of several findings of one application in the batch, the last one decides.
+        let last: HashMap<Uuid, usize> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, (f, _))| (f.application_id, i))
+            .collect();
+        let mut writes = Writes::default();
+        let mut out = Vec::with_capacity(jobs.len());
+        for (i, (finding, traceparent)) in jobs.iter().enumerate() {
+            let id = finding.application_id;
+            let Some(app_row) = apps.get(&id) else {
+                out.push(Stored::UnknownApplication);
+                continue;
+            };
+            if decided.contains(&id) {
+                out.push(Stored::AlreadyDecided);
+                continue;
+            }
+            if last.get(&id) != Some(&i) {
+                out.push(Stored::Waiting);
+                continue;
+            }
+            let application: Application =
+                serde_json::from_value(app_row.payload.clone()).map_err(|e| DbErr::Custom(e.to_string()))?;
+            let answers = stored.get(&id).map(Vec::as_slice).unwrap_or_default();
+            let complete = application
+                .track
+                .departments()
+                .iter()
+                .all(|d| answers.iter().any(|f| f.department == *d));
+            out.push(if complete {
+                Stored::Decided(self.decide(&mut writes, app_row, &application, answers, now, traceparent)?)
+            } else {
+                Stored::Waiting
+            });
+        }
+        writes.apply(txn, now).await?;
+        Ok(out)
     }
 
-    async fn decide(
+    /// Applies the policy to one complete application and adds what it decided to `writes`.
+    fn decide(
         &self,
-        txn: &DatabaseTransaction,
+        writes: &mut Writes,
         app_row: &applications::Model,
         application: &Application,
         findings: &[Finding],
@@ -216,15 +266,13 @@ impl Decider {
         })?;
         let decision = policy::decide(policy, application, findings);
         let reference = app_row.reference.clone().unwrap_or_default();
-        decisions::Entity::insert(decisions::ActiveModel {
+        writes.decisions.push(decisions::ActiveModel {
             application_id: Set(app_row.id),
             outcome: Set(decision.outcome.as_str().into()),
             policy_version: Set(decision.policy_version.clone()),
             payload: Set(serde_json::to_value(&decision).map_err(|e| DbErr::Custom(e.to_string()))?),
             decided_at: Set(now),
-        })
-        .exec_without_returning(txn)
-        .await?;
+        });
 
         let issued_on = prh_common::china_date(now);
         let certificate = Certificate::for_decision(
@@ -244,7 +292,7 @@ impl Decider {
         if let Some(cert) = certificate {
             let signed = cert.sign(&self.key);
             let document = String::from_utf8(signed.to_file_bytes()).map_err(|e| DbErr::Custom(e.to_string()))?;
-            certificates::Entity::insert(certificates::ActiveModel {
+            writes.certificates.push(certificates::ActiveModel {
                 number: Set(signed.certificate.number.clone()),
                 application_id: Set(app_row.id),
                 document: Set(document),
@@ -252,9 +300,7 @@ impl Decider {
                 issued_on: Set(signed.certificate.issued_on),
                 valid_until: Set(signed.certificate.valid_until),
                 status: Set("valid".into()),
-            })
-            .exec_without_returning(txn)
-            .await?;
+            });
         }
 
         let status_value = match decision.outcome {
@@ -262,16 +308,11 @@ impl Decider {
             DecisionOutcome::Rejected => status::REJECTED,
             DecisionOutcome::Referred => status::REFERRED,
         };
-        applications::Entity::update_many()
-            .col_expr(applications::Column::Status, Expr::value(status_value))
-            .col_expr(applications::Column::DecidedAt, Expr::value(now))
-            .col_expr(
-                applications::Column::PolicyVersion,
-                Expr::value(decision.policy_version.clone()),
-            )
-            .filter(applications::Column::Id.eq(app_row.id))
-            .exec(txn)
-            .await?;
+        writes
+            .statuses
+            .entry((status_value, decision.policy_version.clone()))
+            .or_default()
+            .push(app_row.id);
 
         let event = DecisionEvent {
             application_id: app_row.id,
@@ -283,7 +324,7 @@ impl Decider {
             certificate_number,
         };
         let body = serde_json::to_vec(&event).map_err(|e| DbErr::Custom(e.to_string()))?;
-        let msg = Outgoing {
+        writes.events.push(Outgoing {
             exchange: self.topology.decisions_exchange(),
             routing_key: format!("decision.{}", decision.outcome.as_str()),
             kind: kinds::DECISION_MADE.into(),
@@ -294,12 +335,47 @@ impl Decider {
                 (headers::TRACEPARENT.into(), trace::child(Some(traceparent), app_row.id)),
             ],
             body,
-        };
-        outbox::enqueue(txn, ORIGIN, &msg).await?;
+        });
         Ok(Decided {
             outcome: decision.outcome,
             submit_to_decision: (now - app_row.submitted_at).num_milliseconds().max(0) as f64 / 1000.0,
             certified,
         })
+    }
+}
+
+/// Everything a batch decided, written with one statement per table (one update per
+/// status and policy version).
+#[derive(Default)]
+struct Writes {
+    decisions: Vec<decisions::ActiveModel>,
+    certificates: Vec<certificates::ActiveModel>,
+    statuses: HashMap<(&'static str, String), Vec<Uuid>>,
+    events: Vec<Outgoing>,
+}
+
+impl Writes {
+    async fn apply(self, txn: &DatabaseTransaction, now: chrono::DateTime<chrono::Utc>) -> Result<(), DbErr> {
+        if self.decisions.is_empty() {
+            return Ok(());
+        }
+        decisions::Entity::insert_many(self.decisions)
+            .exec_without_returning(txn)
+            .await?;
+        if !self.certificates.is_empty() {
+            certificates::Entity::insert_many(self.certificates)
+                .exec_without_returning(txn)
+                .await?;
+        }
+        for ((status_value, version), ids) in self.statuses {
+            applications::Entity::update_many()
+                .col_expr(applications::Column::Status, Expr::value(status_value))
+                .col_expr(applications::Column::DecidedAt, Expr::value(now))
+                .col_expr(applications::Column::PolicyVersion, Expr::value(version))
+                .filter(applications::Column::Id.is_in(ids))
+                .exec(txn)
+                .await?;
+        }
+        outbox::enqueue_all(txn, ORIGIN, &self.events).await
     }
 }

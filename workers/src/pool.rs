@@ -1,7 +1,8 @@
 //! A department pool's handler: parse the check request, run the department's check
-//! against its own registry, publish the finding with a confirm, then ack.
+//! against its own registry, publish the finding with a confirm, then ack. Requests that
+//! arrive together are checked together, reading each registry table once.
 
-use crate::departments;
+use crate::departments::{self, Answer, Job};
 use prh_common::{
     bus::{Disposition, Handler, Incoming, Outgoing, Publisher, Topology},
     contract::{CheckRequest, Finding, headers, kinds},
@@ -10,19 +11,49 @@ use prh_common::{
     id_number::redact,
     metrics as m,
     policy_set::PolicySet,
-    store::db::is_transient,
+    store::{
+        db::is_transient,
+        group_commit::{GroupCommit, Unit},
+    },
     trace,
 };
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use std::sync::Arc;
 use tracing::Instrument;
 use uuid::Uuid;
 
 pub struct CheckHandler {
-    pub department: Department,
-    pub registry: DatabaseConnection,
-    pub policies: Arc<PolicySet>,
-    pub topology: Topology,
+    department: Department,
+    policies: Arc<PolicySet>,
+    topology: Topology,
+    checks: GroupCommit<Checker>,
+}
+
+/// Checks a batch of requests in one registry transaction: the unit of a pool's group
+/// commit.
+struct Checker {
+    department: Department,
+    policies: Arc<PolicySet>,
+}
+
+impl Unit for Checker {
+    /// The request and the policy version it is judged under.
+    type Job = (CheckRequest, String);
+    type Out = Answer;
+
+    async fn apply(&self, txn: &DatabaseTransaction, jobs: &[Self::Job]) -> Result<Vec<Answer>, DbErr> {
+        let jobs = jobs
+            .iter()
+            .map(|(request, version)| {
+                let policy = self
+                    .policies
+                    .get(version)
+                    .ok_or_else(|| DbErr::Custom(format!("unknown_policy_version: `{version}`")))?;
+                Ok(Job { request, policy })
+            })
+            .collect::<Result<Vec<_>, DbErr>>()?;
+        departments::check_all(txn, self.department, &jobs).await
+    }
 }
 
 impl Handler for CheckHandler {
@@ -67,6 +98,26 @@ impl Handler for CheckHandler {
 }
 
 impl CheckHandler {
+    /// A handler for `department`'s pool; at most `max_batch` requests are checked together.
+    pub fn start(
+        department: Department,
+        registry: DatabaseConnection,
+        policies: Arc<PolicySet>,
+        topology: Topology,
+        max_batch: usize,
+    ) -> Self {
+        let checker = Checker {
+            department,
+            policies: policies.clone(),
+        };
+        Self {
+            department,
+            policies,
+            topology,
+            checks: GroupCommit::start(registry, Arc::new(checker), max_batch),
+        }
+    }
+
     async fn answer(
         &self,
         request: CheckRequest,
@@ -78,14 +129,15 @@ impl CheckHandler {
             return Disposition::Park(format!("unknown_policy_version: `{version}`"));
         };
         let started = std::time::Instant::now();
-        let answer = match departments::check(&self.registry, &request, policy).await {
+        let application_id = request.application_id;
+        let answer = match self.checks.run((request, version.to_owned())).await {
             Ok(a) => a,
             Err(e) if is_transient(&e) => return Disposition::Retry(format!("registry: {}", redact(&e.to_string()))),
             Err(e) => return Disposition::Park(format!("registry_error: {}", redact(&e.to_string()))),
         };
         let finding_outcomes: Vec<Outcome> = answer.criteria.iter().map(|c| c.outcome).collect();
         let finding = Finding {
-            application_id: request.application_id,
+            application_id,
             department: self.department,
             policy_version: policy.version.clone(),
             checked_at: chrono::Utc::now(),
@@ -101,7 +153,7 @@ impl CheckHandler {
             routing_key: Topology::finding_routing_key(self.department),
             kind: kinds::FINDING_REPORTED.into(),
             message_id: Uuid::now_v7(),
-            correlation_id: Some(request.application_id),
+            correlation_id: Some(application_id),
             headers: vec![
                 (headers::DEPARTMENT.into(), self.department.to_string()),
                 (headers::POLICY.into(), policy.version.clone()),

@@ -63,12 +63,13 @@ pub async fn run_pool(
         );
         tokio::spawn(async move { consumer::run(&url, &topology, spec, handler, health, shutdown).await })
     });
-    let handler = Arc::new(CheckHandler {
+    let handler = Arc::new(CheckHandler::start(
         department,
         registry,
         policies,
-        topology: topology.clone(),
-    });
+        topology.clone(),
+        settings.workers.concurrency,
+    ));
     consumer::run(&settings.amqp.url, &topology, spec, handler, health, shutdown).await;
     if let Some(task) = closer {
         let _ = task.await;

@@ -6,16 +6,18 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use std::{future::Future, sync::Arc};
 use tokio::sync::{mpsc, oneshot};
 
-/// One kind of work done inside a transaction.
+/// One kind of work done inside a transaction, a batch at a time, so that a unit can write
+/// a whole batch with a few statements instead of a few per item.
 pub trait Unit: Send + Sync + 'static {
     type Job: Send + Sync + 'static;
     type Out: Send + 'static;
 
+    /// Does every job of `jobs` in `txn`; returns one result per job, in the same order.
     fn apply<'a>(
         &'a self,
         txn: &'a DatabaseTransaction,
-        job: &'a Self::Job,
-    ) -> impl Future<Output = Result<Self::Out, DbErr>> + Send + 'a;
+        jobs: &'a [Self::Job],
+    ) -> impl Future<Output = Result<Vec<Self::Out>, DbErr>> + Send + 'a;
 }
 
 type Reply<U> = oneshot::Sender<Result<<U as Unit>::Out, DbErr>>;
@@ -55,30 +57,37 @@ impl<U: Unit> GroupCommit<U> {
 }
 
 async fn commit<U: Unit>(db: &DatabaseConnection, unit: &U, batch: Vec<(U::Job, Reply<U>)>) {
-    if batch.len() > 1 {
-        let together = async {
-            let txn = db.begin().await?;
-            let mut outs = Vec::with_capacity(batch.len());
-            for (job, _) in &batch {
-                outs.push(unit.apply(&txn, job).await?);
-            }
-            txn.commit().await?;
-            Ok::<_, DbErr>(outs)
-        };
-        if let Ok(outs) = together.await {
-            for ((_, reply), out) in batch.into_iter().zip(outs) {
-                let _ = reply.send(Ok(out));
-            }
-            return;
+    let (jobs, replies): (Vec<U::Job>, Vec<Reply<U>>) = batch.into_iter().unzip();
+    if jobs.len() > 1
+        && let Ok(outs) = in_transaction(db, unit, &jobs).await
+    {
+        for (reply, out) in replies.into_iter().zip(outs) {
+            let _ = reply.send(Ok(out));
         }
+        return;
     }
-    for (job, reply) in batch {
-        let alone = async {
-            let txn = db.begin().await?;
-            let out = unit.apply(&txn, &job).await?;
-            txn.commit().await?;
-            Ok(out)
-        };
-        let _ = reply.send(alone.await);
+    // Alone, one job's failure (bad data, a lost race) does not fail the others.
+    for (job, reply) in jobs.iter().zip(replies) {
+        let out = in_transaction(db, unit, std::slice::from_ref(job))
+            .await
+            .and_then(|mut outs| {
+                outs.pop()
+                    .ok_or_else(|| DbErr::Custom("the unit returned no result".into()))
+            });
+        let _ = reply.send(out);
     }
+}
+
+async fn in_transaction<U: Unit>(db: &DatabaseConnection, unit: &U, jobs: &[U::Job]) -> Result<Vec<U::Out>, DbErr> {
+    let txn = db.begin().await?;
+    let outs = unit.apply(&txn, jobs).await?;
+    if outs.len() != jobs.len() {
+        return Err(DbErr::Custom(format!(
+            "the unit returned {} results for {} jobs",
+            outs.len(),
+            jobs.len()
+        )));
+    }
+    txn.commit().await?;
+    Ok(outs)
 }

@@ -1,27 +1,36 @@
 //! 民政: marriage, verified income, financial assets and the assistance category
 //! (CA-MARRIAGE, CA-INCOME, CA-ASSETS).
 
-use super::{Answer, Context, combine};
+use super::{Answer, Check, Context, by_id, combine};
 use prh_common::{
     application::Relation,
-    contract::{AssistanceCategory, Facts, NamedPerson},
+    contract::{AssistanceCategory, CheckRequest, Facts, NamedPerson, Subject},
     criteria::{CriterionCode as C, ReasonCode as R},
     money::Fen,
     store::registry::ca_persons,
 };
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
 use std::collections::HashMap;
 
-pub async fn check(db: &DatabaseConnection, ctx: &Context<'_>, persons: &[NamedPerson]) -> Result<Answer, DbErr> {
-    let ids: Vec<&str> = persons.iter().map(|p| p.id_number.expose()).collect();
-    let records: HashMap<String, ca_persons::Model> = ca_persons::Entity::find()
-        .filter(ca_persons::Column::IdNumber.is_in(ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|r| (r.id_number.clone(), r))
-        .collect();
-    Ok(evaluate(ctx, persons, &records))
+pub struct CivilAffairs;
+
+impl Check for CivilAffairs {
+    type Rows = HashMap<String, ca_persons::Model>;
+
+    async fn read(txn: &DatabaseTransaction, ids: &[&str], _: &[&CheckRequest]) -> Result<Self::Rows, DbErr> {
+        let rows = ca_persons::Entity::find()
+            .filter(ca_persons::Column::IdNumber.is_in(ids.iter().copied()))
+            .all(txn)
+            .await?;
+        Ok(by_id(rows, |r| &r.id_number))
+    }
+
+    fn answer(ctx: &Context<'_>, request: &CheckRequest, rows: &Self::Rows) -> Option<Answer> {
+        match &request.subject {
+            Subject::CivilAffairs { persons, .. } => Some(evaluate(ctx, persons, rows)),
+            _ => None,
+        }
+    }
 }
 
 pub fn category_of(text: &str) -> AssistanceCategory {

@@ -1,33 +1,62 @@
 //! 教育: a recent college degree (ED-GRADUATE).
 
-use super::{Answer, Context, combine};
+use super::{Answer, ByPerson, Check, Context, by_id, combine};
 use prh_common::{
-    contract::NamedApplicant,
+    contract::{CheckRequest, Subject},
     criteria::{CriterionCode as C, CriterionResult, ReasonCode as R},
     dates::years_before,
     records::DegreeLevel,
     store::registry::{ed_degrees, ed_persons},
 };
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
+use std::collections::HashMap;
 
-pub async fn check(db: &DatabaseConnection, ctx: &Context<'_>, applicant: &NamedApplicant) -> Result<Answer, DbErr> {
-    let id = applicant.id_number.expose();
-    if ed_persons::Entity::find_by_id(id.to_owned()).one(db).await?.is_none() {
-        let who = applicant.id_number.masked();
-        let result = combine(C::EdGraduate, vec![], &[who], String::new(), String::new());
-        return Ok(Answer {
+pub struct Education;
+
+pub struct Rows {
+    persons: HashMap<String, ed_persons::Model>,
+    degrees: ByPerson<ed_degrees::Model>,
+}
+
+impl Check for Education {
+    type Rows = Rows;
+
+    async fn read(txn: &DatabaseTransaction, ids: &[&str], _: &[&CheckRequest]) -> Result<Rows, DbErr> {
+        let persons = ed_persons::Entity::find()
+            .filter(ed_persons::Column::IdNumber.is_in(ids.iter().copied()))
+            .all(txn)
+            .await?;
+        let degrees = ed_degrees::Entity::find()
+            .filter(ed_degrees::Column::IdNumber.is_in(ids.iter().copied()))
+            .all(txn)
+            .await?;
+        Ok(Rows {
+            persons: by_id(persons, |r| &r.id_number),
+            degrees: ByPerson::new(degrees, |r| &r.id_number),
+        })
+    }
+
+    fn answer(ctx: &Context<'_>, request: &CheckRequest, rows: &Rows) -> Option<Answer> {
+        let Subject::Education { applicant } = &request.subject else {
+            return None;
+        };
+        let id = applicant.id_number.expose();
+        let result = if rows.persons.contains_key(id) {
+            evaluate(ctx, &rows.degrees.of([id]))
+        } else {
+            combine(
+                C::EdGraduate,
+                vec![],
+                &[applicant.id_number.masked()],
+                String::new(),
+                String::new(),
+            )
+        };
+        Some(Answer {
             criteria: vec![result],
             facts: Default::default(),
-        });
+        })
     }
-    let degrees = ed_degrees::Entity::find()
-        .filter(ed_degrees::Column::IdNumber.eq(id))
-        .all(db)
-        .await?;
-    Ok(Answer {
-        criteria: vec![evaluate(ctx, &degrees)],
-        facts: Default::default(),
-    })
 }
 
 /// The stored level; an unknown one counts as below college.

@@ -1,15 +1,16 @@
 //! 住建: housing benefits, affordable-housing purchases, fraud bans and other open
 //! applications (HS-BENEFIT, HS-PURCHASE, HS-BAN, HS-DUPLICATE).
 
-use super::{Answer, Context, combine, unknown};
+use super::{Answer, ByPerson, Check, Context, by_id, combine, unknown};
 use prh_common::{
+    contract::{CheckRequest, Subject},
     criteria::{CriterionCode as C, ReasonCode as R},
     dates::years_before,
     id_number::IdNumber,
     store::registry::{hs_application_members, hs_bans, hs_benefits, hs_persons, hs_purchases},
 };
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
-use uuid::Uuid;
+use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Set};
+use std::collections::HashMap;
 
 /// What the housing bureau holds about a household's persons.
 #[derive(Debug, Default)]
@@ -21,57 +22,96 @@ pub(super) struct Holdings {
     pub other_open: Vec<hs_application_members::Model>,
 }
 
-pub async fn check(
-    db: &DatabaseConnection,
-    ctx: &Context<'_>,
-    ids: &[IdNumber],
-    application_id: Uuid,
-) -> Result<Answer, DbErr> {
-    let raw: Vec<&str> = ids.iter().map(IdNumber::expose).collect();
+pub struct Housing;
 
-    // Record this application's members first (idempotent on redelivery). Two applications
-    // naming the same person: the one checked second sees the first while it is open.
-    let members = ids.iter().map(|id| hs_application_members::ActiveModel {
-        application_id: Set(application_id),
-        id_number: Set(id.expose().to_owned()),
-        closed: Set(false),
-        ..Default::default()
-    });
-    hs_application_members::Entity::insert_many(members)
-        .on_conflict_do_nothing_on([
-            hs_application_members::Column::ApplicationId,
-            hs_application_members::Column::IdNumber,
-        ])
-        .exec_without_returning(db)
-        .await?;
+pub struct Rows {
+    known: HashMap<String, hs_persons::Model>,
+    benefits: ByPerson<hs_benefits::Model>,
+    purchases: ByPerson<hs_purchases::Model>,
+    bans: ByPerson<hs_bans::Model>,
+    open_memberships: ByPerson<hs_application_members::Model>,
+}
 
-    let known = hs_persons::Entity::find()
-        .filter(hs_persons::Column::IdNumber.is_in(raw.clone()))
-        .all(db)
-        .await?;
-    let missing = unknown(ids, known.into_iter().map(|r| r.id_number));
-    let holdings = Holdings {
-        benefits: hs_benefits::Entity::find()
-            .filter(hs_benefits::Column::IdNumber.is_in(raw.clone()))
+impl Check for Housing {
+    type Rows = Rows;
+
+    async fn read(txn: &DatabaseTransaction, ids: &[&str], requests: &[&CheckRequest]) -> Result<Rows, DbErr> {
+        // Record the batch's members first (idempotent on redelivery). Two applications
+        // naming the same person: the one checked second sees the first while it is open,
+        // and two checked in the same batch see each other.
+        let members: Vec<_> = requests
+            .iter()
+            .flat_map(|r| {
+                r.subject
+                    .id_numbers()
+                    .into_iter()
+                    .map(|id| hs_application_members::ActiveModel {
+                        application_id: Set(r.application_id),
+                        id_number: Set(id.expose().to_owned()),
+                        closed: Set(false),
+                        ..Default::default()
+                    })
+            })
+            .collect();
+        if !members.is_empty() {
+            hs_application_members::Entity::insert_many(members)
+                .on_conflict_do_nothing_on([
+                    hs_application_members::Column::ApplicationId,
+                    hs_application_members::Column::IdNumber,
+                ])
+                .exec_without_returning(txn)
+                .await?;
+        }
+        let known = hs_persons::Entity::find()
+            .filter(hs_persons::Column::IdNumber.is_in(ids.iter().copied()))
+            .all(txn)
+            .await?;
+        let benefits = hs_benefits::Entity::find()
+            .filter(hs_benefits::Column::IdNumber.is_in(ids.iter().copied()))
             .filter(hs_benefits::Column::Active.eq(true))
-            .all(db)
-            .await?,
-        purchases: hs_purchases::Entity::find()
-            .filter(hs_purchases::Column::IdNumber.is_in(raw.clone()))
-            .all(db)
-            .await?,
-        bans: hs_bans::Entity::find()
-            .filter(hs_bans::Column::IdNumber.is_in(raw.clone()))
-            .all(db)
-            .await?,
-        other_open: hs_application_members::Entity::find()
-            .filter(hs_application_members::Column::IdNumber.is_in(raw))
-            .filter(hs_application_members::Column::ApplicationId.ne(application_id))
+            .all(txn)
+            .await?;
+        let purchases = hs_purchases::Entity::find()
+            .filter(hs_purchases::Column::IdNumber.is_in(ids.iter().copied()))
+            .all(txn)
+            .await?;
+        let bans = hs_bans::Entity::find()
+            .filter(hs_bans::Column::IdNumber.is_in(ids.iter().copied()))
+            .all(txn)
+            .await?;
+        let open_memberships = hs_application_members::Entity::find()
+            .filter(hs_application_members::Column::IdNumber.is_in(ids.iter().copied()))
             .filter(hs_application_members::Column::Closed.eq(false))
-            .all(db)
-            .await?,
-    };
-    Ok(evaluate(ctx, ids, &missing, &holdings))
+            .all(txn)
+            .await?;
+        Ok(Rows {
+            known: by_id(known, |r| &r.id_number),
+            benefits: ByPerson::new(benefits, |r| &r.id_number),
+            purchases: ByPerson::new(purchases, |r| &r.id_number),
+            bans: ByPerson::new(bans, |r| &r.id_number),
+            open_memberships: ByPerson::new(open_memberships, |r| &r.id_number),
+        })
+    }
+
+    fn answer(ctx: &Context<'_>, request: &CheckRequest, rows: &Rows) -> Option<Answer> {
+        let Subject::Housing { id_numbers } = &request.subject else {
+            return None;
+        };
+        let ids = || id_numbers.iter().map(IdNumber::expose);
+        let missing = unknown(id_numbers, |id| rows.known.contains_key(id));
+        let holdings = Holdings {
+            benefits: rows.benefits.of(ids()),
+            purchases: rows.purchases.of(ids()),
+            bans: rows.bans.of(ids()),
+            other_open: rows
+                .open_memberships
+                .of(ids())
+                .into_iter()
+                .filter(|m| m.application_id != request.application_id)
+                .collect(),
+        };
+        Some(evaluate(ctx, id_numbers, &missing, &holdings))
+    }
 }
 
 pub(super) fn evaluate(ctx: &Context<'_>, ids: &[IdNumber], missing: &[String], h: &Holdings) -> Answer {

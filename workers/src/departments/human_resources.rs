@@ -1,49 +1,75 @@
 //! 人社: current employment and social insurance history (HR-EMPLOYED, HR-INSURANCE).
 
-use super::{Answer, Context, combine};
+use super::{Answer, ByPerson, Check, Context, by_id, combine};
 use prh_common::{
-    contract::NamedApplicant,
+    contract::{CheckRequest, Subject},
     criteria::{CriterionCode as C, CriterionResult, ReasonCode as R},
     dates::previous_month,
     department::Track,
     store::registry::{hr_contributions, hr_persons},
 };
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
-use std::collections::BTreeSet;
+use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
+use std::collections::{BTreeSet, HashMap};
 
-pub async fn check(
-    db: &DatabaseConnection,
-    ctx: &Context<'_>,
-    applicant: &NamedApplicant,
-    application_month: i32,
-    track: Track,
-) -> Result<Answer, DbErr> {
-    let id = applicant.id_number.expose();
-    let known = hr_persons::Entity::find_by_id(id.to_owned()).one(db).await?.is_some();
-    if !known {
-        let who = applicant.id_number.masked();
-        let criteria = [C::HrEmployed, C::HrInsurance]
-            .into_iter()
-            .map(|c| combine(c, vec![], std::slice::from_ref(&who), String::new(), String::new()))
-            .collect();
-        return Ok(Answer {
+pub struct HumanResources;
+
+pub struct Rows {
+    known: HashMap<String, hr_persons::Model>,
+    /// Contributions paid on time (back-paid months are left out when read).
+    contributions: ByPerson<hr_contributions::Model>,
+}
+
+impl Check for HumanResources {
+    type Rows = Rows;
+
+    async fn read(txn: &DatabaseTransaction, ids: &[&str], _: &[&CheckRequest]) -> Result<Rows, DbErr> {
+        let known = hr_persons::Entity::find()
+            .filter(hr_persons::Column::IdNumber.is_in(ids.iter().copied()))
+            .all(txn)
+            .await?;
+        let contributions = hr_contributions::Entity::find()
+            .filter(hr_contributions::Column::IdNumber.is_in(ids.iter().copied()))
+            .filter(hr_contributions::Column::BackPaid.eq(false))
+            .all(txn)
+            .await?;
+        Ok(Rows {
+            known: by_id(known, |r| &r.id_number),
+            contributions: ByPerson::new(contributions, |r| &r.id_number),
+        })
+    }
+
+    fn answer(ctx: &Context<'_>, request: &CheckRequest, rows: &Rows) -> Option<Answer> {
+        let Subject::HumanResources {
+            applicant,
+            application_month,
+            ..
+        } = &request.subject
+        else {
+            return None;
+        };
+        let id = applicant.id_number.expose();
+        let criteria = if rows.known.contains_key(id) {
+            // Months after the application month are not known on the application date.
+            let months: BTreeSet<i32> = rows
+                .contributions
+                .of([id])
+                .into_iter()
+                .map(|c| c.month)
+                .filter(|m| m <= application_month)
+                .collect();
+            evaluate(ctx, &months, *application_month, request.track)
+        } else {
+            let who = applicant.id_number.masked();
+            [C::HrEmployed, C::HrInsurance]
+                .into_iter()
+                .map(|c| combine(c, vec![], std::slice::from_ref(&who), String::new(), String::new()))
+                .collect()
+        };
+        Some(Answer {
             criteria,
             facts: Default::default(),
-        });
+        })
     }
-    let months: BTreeSet<i32> = hr_contributions::Entity::find()
-        .filter(hr_contributions::Column::IdNumber.eq(id))
-        .filter(hr_contributions::Column::BackPaid.eq(false))
-        .filter(hr_contributions::Column::Month.lte(application_month))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|c| c.month)
-        .collect();
-    Ok(Answer {
-        criteria: evaluate(ctx, &months, application_month, track),
-        facts: Default::default(),
-    })
 }
 
 /// `paid`: months paid on time (back-paid months already removed), none after the

@@ -12,11 +12,14 @@ mod rules_table;
 
 use chrono::NaiveDate;
 use prh_common::{
-    contract::{CheckRequest, Facts, Subject},
+    contract::{CheckRequest, Facts},
     criteria::{CriterionCode, CriterionResult},
+    department::Department,
+    id_number::IdNumber,
     policy::Policy,
 };
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{DatabaseTransaction, DbErr};
+use std::{collections::HashMap, future::Future};
 
 /// What every check needs besides its subject.
 pub struct Context<'a> {
@@ -31,35 +34,107 @@ pub struct Answer {
     pub facts: Facts,
 }
 
-/// Runs the department check the request's subject names, against that department's
-/// registry, and keeps only the criteria the request asks for.
-pub async fn check(db: &DatabaseConnection, request: &CheckRequest, policy: &Policy) -> Result<Answer, DbErr> {
-    let ctx = Context {
-        policy,
-        date: request.application_date,
-    };
-    let mut answer = match &request.subject {
-        Subject::PublicSecurity { persons } => public_security::check(db, &ctx, persons).await?,
-        Subject::CivilAffairs { persons, .. } => civil_affairs::check(db, &ctx, persons).await?,
-        Subject::HumanResources {
-            applicant,
-            application_month,
-            ..
-        } => human_resources::check(db, &ctx, applicant, *application_month, request.track).await?,
-        Subject::NaturalResources { id_numbers } => natural_resources::check(db, &ctx, id_numbers).await?,
-        Subject::Housing { id_numbers } => housing::check(db, &ctx, id_numbers, request.application_id).await?,
-        Subject::Education { applicant } => education::check(db, &ctx, applicant).await?,
-    };
-    answer.criteria.retain(|c| request.criteria.contains(&c.code));
-    Ok(answer)
+/// One request of a batch with the policy it is judged under.
+pub struct Job<'a> {
+    pub request: &'a CheckRequest,
+    pub policy: &'a Policy,
 }
 
-/// The masked numbers of `ids` the registry does not know, given the ones it does.
-fn unknown(ids: &[prh_common::id_number::IdNumber], known: impl Iterator<Item = String>) -> Vec<String> {
-    let known: std::collections::HashSet<String> = known.collect();
+/// A department's check in two steps, so that a batch of requests reads each registry
+/// table once: `read` fetches the rows about every person of the batch, `answer` judges
+/// one request from them, without I/O.
+trait Check {
+    type Rows;
+
+    /// The registry rows about `ids` (every person the batch names, each once).
+    fn read<'a>(
+        txn: &'a DatabaseTransaction,
+        ids: &'a [&'a str],
+        requests: &'a [&'a CheckRequest],
+    ) -> impl Future<Output = Result<Self::Rows, DbErr>> + Send + 'a;
+
+    /// The answer to one request; `None` when the request is another department's.
+    fn answer(ctx: &Context<'_>, request: &CheckRequest, rows: &Self::Rows) -> Option<Answer>;
+}
+
+/// Runs `department`'s check for every job against its registry, reading each table once
+/// for the whole batch, and keeps only the criteria each request asks for. One answer per
+/// job, in order.
+pub async fn check_all(
+    txn: &DatabaseTransaction,
+    department: Department,
+    jobs: &[Job<'_>],
+) -> Result<Vec<Answer>, DbErr> {
+    match department {
+        Department::PublicSecurity => run::<public_security::PublicSecurity>(txn, jobs).await,
+        Department::CivilAffairs => run::<civil_affairs::CivilAffairs>(txn, jobs).await,
+        Department::HumanResources => run::<human_resources::HumanResources>(txn, jobs).await,
+        Department::NaturalResources => run::<natural_resources::NaturalResources>(txn, jobs).await,
+        Department::Housing => run::<housing::Housing>(txn, jobs).await,
+        Department::Education => run::<education::Education>(txn, jobs).await,
+    }
+}
+
+async fn run<D: Check>(txn: &DatabaseTransaction, jobs: &[Job<'_>]) -> Result<Vec<Answer>, DbErr> {
+    let requests: Vec<&CheckRequest> = jobs.iter().map(|j| j.request).collect();
+    let mut ids: Vec<&str> = requests
+        .iter()
+        .flat_map(|r| r.subject.id_numbers())
+        .map(IdNumber::expose)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows = D::read(txn, &ids, &requests).await?;
+    jobs.iter()
+        .map(|job| {
+            let ctx = Context {
+                policy: job.policy,
+                date: job.request.application_date,
+            };
+            let mut answer = D::answer(&ctx, job.request, &rows).ok_or_else(|| {
+                DbErr::Custom(format!(
+                    "wrong_department: a {} request in another department's batch",
+                    job.request.subject.department()
+                ))
+            })?;
+            answer.criteria.retain(|c| job.request.criteria.contains(&c.code));
+            Ok(answer)
+        })
+        .collect()
+}
+
+/// Rows of one registry table for every person of a batch, grouped by ID number.
+struct ByPerson<M>(HashMap<String, Vec<M>>);
+
+impl<M: Clone> ByPerson<M> {
+    fn new(rows: Vec<M>, id_number: fn(&M) -> &str) -> Self {
+        let mut map: HashMap<String, Vec<M>> = HashMap::new();
+        for row in rows {
+            map.entry(id_number(&row).to_owned()).or_default().push(row);
+        }
+        Self(map)
+    }
+
+    /// The rows of these persons, each person counted once.
+    fn of<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Vec<M> {
+        let mut seen = std::collections::HashSet::new();
+        ids.into_iter()
+            .filter(|id| seen.insert(*id))
+            .flat_map(|id| self.0.get(id).into_iter().flatten().cloned())
+            .collect()
+    }
+}
+
+/// A person table keyed by ID number (one row per person).
+fn by_id<M>(rows: Vec<M>, id_number: fn(&M) -> &str) -> HashMap<String, M> {
+    rows.into_iter().map(|r| (id_number(&r).to_owned(), r)).collect()
+}
+
+/// The masked numbers of `ids` the registry does not know.
+fn unknown(ids: &[IdNumber], known: impl Fn(&str) -> bool) -> Vec<String> {
     ids.iter()
-        .filter(|i| !known.contains(i.expose()))
-        .map(|i| i.masked())
+        .filter(|i| !known(i.expose()))
+        .map(IdNumber::masked)
         .collect()
 }
 

@@ -1,29 +1,51 @@
 //! 自然资源和规划: homes held now or transferred within the look-back, and
 //! non-residential property (NR-AREA, NR-NONE, NR-NONRESIDENTIAL).
 
-use super::{Answer, Context, combine, unknown};
+use super::{Answer, ByPerson, Check, Context, by_id, combine, unknown};
 use prh_common::{
-    contract::Facts,
+    contract::{CheckRequest, Facts, Subject},
     criteria::{CriterionCode as C, CriterionResult, ReasonCode as R},
     dates::years_before,
     id_number::IdNumber,
     money::CentiSqm,
     store::registry::{nr_persons, nr_properties},
 };
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
+use std::collections::HashMap;
 
-pub async fn check(db: &DatabaseConnection, ctx: &Context<'_>, ids: &[IdNumber]) -> Result<Answer, DbErr> {
-    let raw: Vec<&str> = ids.iter().map(IdNumber::expose).collect();
-    let known = nr_persons::Entity::find()
-        .filter(nr_persons::Column::IdNumber.is_in(raw.clone()))
-        .all(db)
-        .await?;
-    let missing = unknown(ids, known.into_iter().map(|r| r.id_number));
-    let properties = nr_properties::Entity::find()
-        .filter(nr_properties::Column::IdNumber.is_in(raw))
-        .all(db)
-        .await?;
-    Ok(evaluate(ctx, ids.len(), &missing, &properties))
+pub struct NaturalResources;
+
+pub struct Rows {
+    known: HashMap<String, nr_persons::Model>,
+    properties: ByPerson<nr_properties::Model>,
+}
+
+impl Check for NaturalResources {
+    type Rows = Rows;
+
+    async fn read(txn: &DatabaseTransaction, ids: &[&str], _: &[&CheckRequest]) -> Result<Rows, DbErr> {
+        let known = nr_persons::Entity::find()
+            .filter(nr_persons::Column::IdNumber.is_in(ids.iter().copied()))
+            .all(txn)
+            .await?;
+        let properties = nr_properties::Entity::find()
+            .filter(nr_properties::Column::IdNumber.is_in(ids.iter().copied()))
+            .all(txn)
+            .await?;
+        Ok(Rows {
+            known: by_id(known, |r| &r.id_number),
+            properties: ByPerson::new(properties, |r| &r.id_number),
+        })
+    }
+
+    fn answer(ctx: &Context<'_>, request: &CheckRequest, rows: &Rows) -> Option<Answer> {
+        let Subject::NaturalResources { id_numbers } = &request.subject else {
+            return None;
+        };
+        let missing = unknown(id_numbers, |id| rows.known.contains_key(id));
+        let properties = rows.properties.of(id_numbers.iter().map(IdNumber::expose));
+        Some(evaluate(ctx, id_numbers.len(), &missing, &properties))
+    }
 }
 
 pub(super) fn evaluate(

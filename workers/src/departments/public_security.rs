@@ -1,43 +1,60 @@
 //! 公安: identity, death records, hukou, residence permits and vehicles
 //! (PS-IDENTITY, PS-ALIVE, PS-HUKOU, PS-RESIDENCE, PS-VEHICLE).
 
-use super::{Answer, Context, combine};
+use super::{Answer, ByPerson, Check, Context, by_id, combine};
 use prh_common::{
-    contract::NamedPerson,
+    contract::{CheckRequest, NamedPerson, Subject},
     criteria::{CriterionCode as C, CriterionResult, ReasonCode as R},
     dates::years_before,
     money::Fen,
     store::registry::{ps_persons, ps_residence_permits, ps_vehicles},
 };
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
 use std::collections::HashMap;
 
-pub async fn check(db: &DatabaseConnection, ctx: &Context<'_>, persons: &[NamedPerson]) -> Result<Answer, DbErr> {
-    let ids: Vec<&str> = persons.iter().map(|p| p.id_number.expose()).collect();
-    let records: HashMap<String, ps_persons::Model> = ps_persons::Entity::find()
-        .filter(ps_persons::Column::IdNumber.is_in(ids.clone()))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|r| (r.id_number.clone(), r))
-        .collect();
-    let vehicles = ps_vehicles::Entity::find()
-        .filter(ps_vehicles::Column::IdNumber.is_in(ids))
-        .all(db)
-        .await?;
-    let permits = match persons.first() {
-        Some(applicant) => {
-            ps_residence_permits::Entity::find()
-                .filter(ps_residence_permits::Column::IdNumber.eq(applicant.id_number.expose()))
-                .all(db)
-                .await?
-        }
-        None => Vec::new(),
-    };
-    Ok(Answer {
-        criteria: evaluate(ctx, persons, &records, &vehicles, &permits),
-        facts: Default::default(),
-    })
+pub struct PublicSecurity;
+
+pub struct Rows {
+    persons: HashMap<String, ps_persons::Model>,
+    vehicles: ByPerson<ps_vehicles::Model>,
+    permits: ByPerson<ps_residence_permits::Model>,
+}
+
+impl Check for PublicSecurity {
+    type Rows = Rows;
+
+    async fn read(txn: &DatabaseTransaction, ids: &[&str], _: &[&CheckRequest]) -> Result<Rows, DbErr> {
+        let persons = ps_persons::Entity::find()
+            .filter(ps_persons::Column::IdNumber.is_in(ids.iter().copied()))
+            .all(txn)
+            .await?;
+        let vehicles = ps_vehicles::Entity::find()
+            .filter(ps_vehicles::Column::IdNumber.is_in(ids.iter().copied()))
+            .all(txn)
+            .await?;
+        let permits = ps_residence_permits::Entity::find()
+            .filter(ps_residence_permits::Column::IdNumber.is_in(ids.iter().copied()))
+            .all(txn)
+            .await?;
+        Ok(Rows {
+            persons: by_id(persons, |r| &r.id_number),
+            vehicles: ByPerson::new(vehicles, |r| &r.id_number),
+            permits: ByPerson::new(permits, |r| &r.id_number),
+        })
+    }
+
+    fn answer(ctx: &Context<'_>, request: &CheckRequest, rows: &Rows) -> Option<Answer> {
+        let Subject::PublicSecurity { persons } = &request.subject else {
+            return None;
+        };
+        let vehicles = rows.vehicles.of(persons.iter().map(|p| p.id_number.expose()));
+        // Only the applicant's residence permit counts.
+        let permits = rows.permits.of(persons.first().map(|p| p.id_number.expose()));
+        Some(Answer {
+            criteria: evaluate(ctx, persons, &rows.persons, &vehicles, &permits),
+            facts: Default::default(),
+        })
+    }
 }
 
 pub(super) fn evaluate(
