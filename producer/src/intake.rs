@@ -130,11 +130,6 @@ impl Intake {
         channel: Channel,
     ) -> Result<Receipt, SubmitError> {
         let hash = hex::encode(Sha256::digest(serde_json::to_vec(form).unwrap_or_default()));
-        if let Some(key) = idempotency_key
-            && let Some(receipt) = self.replay(key, &hash).await?
-        {
-            return Ok(receipt);
-        }
         let now = chrono::Utc::now();
         let today = prh_common::china_date(now);
         let application = validate::parse(form, today, self.limits).map_err(|errors| {
@@ -189,7 +184,9 @@ impl Intake {
             Err(e)
                 if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) && idempotency_key.is_some() =>
             {
-                // Another request with the same key won the race: answer as it did.
+                // The key was used before (a retry, or a request that won the race): answer
+                // as the first time. Looking it up only on a conflict saves a query per
+                // submission.
                 let key = idempotency_key.unwrap_or_default();
                 return self.replay(key, &hash).await?.ok_or(SubmitError::KeyReused);
             }

@@ -5,13 +5,14 @@
 use super::{
     Health, Outgoing, Publisher, Topology, connect,
     message::{Incoming, header_u64},
+    settle::{Pending, Settler},
 };
 use crate::{contract::headers, metrics as m};
 use futures_lite::StreamExt;
 use lapin::{
     Connection,
     message::Delivery,
-    options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions},
+    options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions},
     types::FieldTable,
 };
 use std::{future::Future, sync::Arc, time::Duration};
@@ -103,6 +104,7 @@ async fn consume<H: Handler>(
     health.set(&spec.name, true);
     tracing::info!(consumer = %spec.name, queue = %spec.queue, prefetch = spec.prefetch, concurrency = spec.concurrency, "consuming");
 
+    let settler = Settler::start(channel.clone());
     let slots = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     let mut in_flight = JoinSet::new();
     let outcome = loop {
@@ -116,7 +118,8 @@ async fn consume<H: Handler>(
         };
         match next {
             Some(Ok(delivery)) => {
-                let (handler, publisher, topology, queue, name) = (
+                let (pending, handler, publisher, topology, queue, name) = (
+                    settler.pending(delivery.delivery_tag),
                     handler.clone(),
                     publisher.clone(),
                     topology.clone(),
@@ -125,7 +128,16 @@ async fn consume<H: Handler>(
                 );
                 in_flight.spawn(async move {
                     let _permit = permit;
-                    process(delivery, handler.as_ref(), &publisher, &topology, &queue, &name).await;
+                    process(
+                        delivery,
+                        pending,
+                        handler.as_ref(),
+                        &publisher,
+                        &topology,
+                        &queue,
+                        &name,
+                    )
+                    .await;
                 });
             }
             Some(Err(e)) => break Err(e),
@@ -147,6 +159,7 @@ async fn consume<H: Handler>(
         in_flight.abort_all();
         while in_flight.join_next().await.is_some() {}
     }
+    settler.finish().await;
     if outcome.is_ok() {
         let _ = publisher.channel().close(200, "bye".into()).await;
         let _ = channel.close(200, "bye".into()).await;
@@ -156,6 +169,7 @@ async fn consume<H: Handler>(
 
 async fn process<H: Handler>(
     delivery: Delivery,
+    pending: Pending,
     handler: &H,
     publisher: &Publisher,
     topology: &Topology,
@@ -177,17 +191,17 @@ async fn process<H: Handler>(
         delivery_count,
     };
     let disposition = handler.handle(incoming, publisher).await;
-    let settled = match disposition {
-        Disposition::Ack => delivery.ack(BasicAckOptions::default()).await,
+    match disposition {
+        Disposition::Ack => pending.ack(),
         Disposition::Park(reason) => {
             tracing::warn!(queue, reason = %reason, "parking message in the dead-letter queue");
             let code = reason.split(':').next().unwrap_or("unknown").to_owned();
             metrics::counter!(m::DEAD_LETTERS, "consumer" => consumer.to_owned(), "reason" => code).increment(1);
             match park(&delivery, publisher, topology, queue, &reason).await {
-                Ok(()) => delivery.ack(BasicAckOptions::default()).await,
+                Ok(()) => pending.ack(),
                 Err(e) => {
                     tracing::warn!(queue, error = %e, "could not park; requeueing");
-                    give_back(&delivery).await
+                    pending.requeue()
                 }
             }
         }
@@ -198,21 +212,9 @@ async fn process<H: Handler>(
             tracing::warn!(queue, reason = %reason, attempt = delivery_count + 1, ?pause, "transient failure; will retry");
             metrics::counter!(m::RETRIES, &label).increment(1);
             tokio::time::sleep(pause).await;
-            give_back(&delivery).await
+            pending.requeue()
         }
-    };
-    if let Err(e) = settled {
-        // The channel is gone; the broker redelivers the message to the next consumer.
-        tracing::warn!(queue, error = %e, "could not settle a delivery; it will be redelivered");
     }
-}
-
-/// Hands a delivery back to its queue for another try. `basic.reject` with requeue
-/// counts toward the queue's delivery limit on every RabbitMQ version (from 4.x a
-/// `basic.nack` no longer does), so a message that keeps failing is parked, not retried
-/// forever.
-async fn give_back(delivery: &Delivery) -> lapin::Result<bool> {
-    delivery.reject(BasicRejectOptions { requeue: true }).await
 }
 
 /// Publishes the delivery's body, unchanged, to the parking queue with the reason in a header.

@@ -7,6 +7,7 @@ pub mod dead_letters;
 pub mod health;
 pub mod message;
 pub mod publisher;
+pub mod settle;
 pub mod topology;
 
 pub use connection::connect;
