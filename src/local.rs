@@ -125,6 +125,12 @@ impl LocalPipeline {
     /// Starts every component on `settings`, with intake on a free loopback port, and
     /// waits until all of them are connected.
     pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
+        // The collector trusts the finding keys it finds at start; create them first.
+        for d in Department::ALL {
+            settings
+                .department_key(d)
+                .with_context(|| format!("the {d} finding key"))?;
+        }
         let shutdown = CancellationToken::new();
         let health = Health::default();
         let mut tasks = JoinSet::new();

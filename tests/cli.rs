@@ -65,6 +65,7 @@ fn every_subcommand_has_help() {
         "submit",
         "status",
         "verify",
+        "keys",
         "demo",
     ] {
         let out = prh().args([sub, "--help"]).output().unwrap();
@@ -346,5 +347,51 @@ fn registry_import_reports_bad_lines_by_number_and_loads_the_rest() {
     assert!(
         !stdout.contains("110105194912310021"),
         "a full ID number in the report: {stdout}"
+    );
+}
+
+#[test]
+fn keys_are_generated_once_and_rotation_keeps_the_old_key_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = prh()
+            .current_dir(dir.path())
+            .env("PRH__DATA_DIR", dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let key_id = |text: &str, department: &str| {
+        text.lines()
+            .find(|l| l.starts_with(department))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_else(|| panic!("no {department} line in {text}"))
+            .to_owned()
+    };
+
+    let first = run(&["keys", "generate"]);
+    assert_eq!(first.lines().count(), 6, "one key per department: {first}");
+    let again = run(&["keys", "generate", "--department", "housing"]);
+    assert_eq!(
+        key_id(&again, "housing"),
+        key_id(&first, "housing"),
+        "a key was replaced"
+    );
+
+    let rotated = run(&["keys", "generate", "--department", "housing", "--rotate"]);
+    let (old, new) = (key_id(&first, "housing"), key_id(&rotated, "housing"));
+    assert_ne!(old, new);
+    let listed = run(&["keys", "list"]);
+    let housing = listed.lines().find(|l| l.trim_start().starts_with("housing")).unwrap();
+    assert!(
+        housing.contains(&old) && housing.contains(&new),
+        "both keys must be trusted: {listed}"
     );
 }

@@ -13,7 +13,9 @@ use prh::local::{self, LocalPipeline};
 use prh_common::{
     bus::{Health, Publisher, Topology, connect, dead_letters, topology::INTAKE_ROUTING_KEY},
     config::Settings,
+    contract::headers as contract_headers,
     department::Department,
+    signing::KeyPair,
 };
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -22,10 +24,29 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Publishes raw bytes as a partner or a rogue component could, schema header optional.
-async fn publish_raw(publisher: &Publisher, exchange: &str, key: &str, body: &[u8], schema: Option<&str>) {
+/// Publishes `body` as it is, with schema header `schema` and, when `signed_by` is given,
+/// a finding's key id and signature.
+async fn publish_raw(
+    publisher: &Publisher,
+    exchange: &str,
+    key: &str,
+    body: &[u8],
+    schema: Option<&str>,
+    signed_by: Option<&KeyPair>,
+) {
     let mut headers = FieldTable::default();
     if let Some(v) = schema {
         headers.insert("x-prh-schema".into(), AMQPValue::LongString(v.into()));
+    }
+    if let Some(signer) = signed_by {
+        headers.insert(
+            contract_headers::KEY_ID.into(),
+            AMQPValue::LongString(signer.key_id().into()),
+        );
+        headers.insert(
+            contract_headers::SIGNATURE.into(),
+            AMQPValue::LongString(signer.sign(body).as_str().into()),
+        );
     }
     let props = BasicProperties::default()
         .with_delivery_mode(2)
@@ -129,9 +150,12 @@ async fn poison_messages_are_parked_with_their_reason_and_good_ones_flow() {
             "unknown_application",
         ),
     ];
-    // Each bad message sits between good applications.
+    // Each bad message sits between good applications. The finding is signed by the real
+    // housing key: only its unknown application is wrong.
+    let housing_key = settings.department_key(Department::Housing).unwrap();
     for (i, (exchange, key, body, schema, _)) in poison.iter().enumerate() {
-        publish_raw(&publisher, exchange, key, body, *schema).await;
+        let signer = (*exchange == t.findings_exchange()).then_some(&housing_key);
+        publish_raw(&publisher, exchange, key, body, *schema, signer).await;
         let sample = &samples[i + 1];
         let view = decided(
             &running.base_url,
@@ -366,7 +390,6 @@ async fn a_certificate_rebuilt_from_its_rows_is_byte_identical() {
         application::Application,
         certificate::{Certificate, Issuer},
         policy::Decision,
-        signing::AuthorityKey,
         store::pipeline::{applications, certificates, decisions},
     };
     use sea_orm::EntityTrait;
@@ -408,7 +431,7 @@ async fn a_certificate_rebuilt_from_its_rows_is_byte_identical() {
     let decision: Decision = serde_json::from_value(decision_row.payload).unwrap();
     let policies = settings.policies().unwrap();
     let policy = policies.get(&decision.policy_version).unwrap();
-    let key = AuthorityKey::load_or_generate(&settings.key_file()).unwrap();
+    let key = KeyPair::load_or_generate(&settings.key_file()).unwrap();
     let issuer = Issuer {
         authority: &settings.signing.authority,
         key_id: key.key_id(),

@@ -6,7 +6,7 @@ use crate::{
     contract::AssistanceCategory,
     department::Track,
     policy::{Decision, Policy},
-    signing::{AuthorityKey, KeyRing, SignatureError},
+    signing::{KeyPair, KeyRing, SignatureError},
 };
 use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -134,7 +134,7 @@ impl Certificate {
         serde_json::to_vec(self).expect("a certificate always serializes")
     }
 
-    pub fn sign(self, key: &AuthorityKey) -> SignedCertificate {
+    pub fn sign(self, key: &KeyPair) -> SignedCertificate {
         let value = key.sign(&self.canonical_bytes());
         SignedCertificate {
             signature: SignatureBlock {
@@ -203,7 +203,7 @@ mod tests {
     use super::*;
     use ed25519_dalek::SigningKey;
 
-    fn sample(key: &AuthorityKey) -> SignedCertificate {
+    fn sample(key: &KeyPair) -> SignedCertificate {
         let person = CertifiedPerson {
             name: "张三".into(),
             id_number_masked: "3710**********123X".into(),
@@ -234,7 +234,7 @@ mod tests {
 
     #[test]
     fn every_single_changed_byte_fails_verification() {
-        let key = AuthorityKey::from_key(SigningKey::from_bytes(&[7; 32]));
+        let key = KeyPair::from_key(SigningKey::from_bytes(&[7; 32]));
         let mut ring = KeyRing::default();
         ring.add(key.verifying_key());
         let bytes = sample(&key).to_file_bytes();
@@ -253,14 +253,14 @@ mod tests {
 
     #[test]
     fn signing_is_deterministic() {
-        let key = AuthorityKey::from_key(SigningKey::from_bytes(&[9; 32]));
+        let key = KeyPair::from_key(SigningKey::from_bytes(&[9; 32]));
         assert_eq!(sample(&key).to_file_bytes(), sample(&key).to_file_bytes());
         assert_eq!(number_for("GZF-2026-000123"), "WHZG-2026-000123");
     }
 
     #[test]
     fn an_unknown_key_is_refused() {
-        let key = AuthorityKey::from_key(SigningKey::from_bytes(&[7; 32]));
+        let key = KeyPair::from_key(SigningKey::from_bytes(&[7; 32]));
         let err = SignedCertificate::verify_file(&sample(&key).to_file_bytes(), &KeyRing::default()).unwrap_err();
         assert!(err.to_string().contains("no trusted public key"), "{err}");
     }

@@ -132,6 +132,12 @@ pub struct SigningSettings {
     /// Extra trusted public key files (`.pub`), e.g. keys rotated out.
     pub trusted_keys: Vec<PathBuf>,
     pub authority: String,
+    /// Folder of the departments' finding keys, `<dir>/<department>/current.key` and the
+    /// trusted `*.pub` files beside it. Unset: `keys/findings` under data_dir.
+    pub findings_keys_dir: Option<PathBuf>,
+    /// A worker's department key as base64 (e.g. from a secret in the environment,
+    /// `PRH__SIGNING__DEPARTMENT_KEY`); unset: the key file, generated on first run.
+    pub department_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -234,6 +240,8 @@ impl Default for SigningSettings {
             key_file: None,
             trusted_keys: Vec::new(),
             authority: "威海市住房和城乡建设局".into(),
+            findings_keys_dir: None,
+            department_key: None,
         }
     }
 }
@@ -341,6 +349,30 @@ impl Settings {
             .key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("keys/signing.key"))
+    }
+
+    pub fn findings_keys_dir(&self) -> PathBuf {
+        self.signing
+            .findings_keys_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys/findings"))
+    }
+
+    /// The key `department`'s findings are signed with: `signing.department_key` when set,
+    /// else its key file (generated, with its public half, on first run).
+    pub fn department_key(
+        &self,
+        department: crate::department::Department,
+    ) -> Result<crate::signing::KeyPair, crate::signing::KeyError> {
+        match &self.signing.department_key {
+            Some(text) => crate::signing::KeyPair::from_base64(text).ok_or(crate::signing::KeyError::Malformed {
+                path: PathBuf::from("signing.department_key"),
+            }),
+            None => crate::signing::KeyPair::load_or_generate(&crate::signing::DepartmentKeys::key_file(
+                &self.findings_keys_dir(),
+                department,
+            )),
+        }
     }
 }
 

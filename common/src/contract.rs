@@ -23,6 +23,10 @@ pub mod headers {
     pub const DEPARTMENT: &str = "x-prh-department";
     pub const POLICY: &str = "x-prh-policy";
     pub const TRACEPARENT: &str = "traceparent";
+    /// On a finding: the id of the department key that signed the body.
+    pub const KEY_ID: &str = "x-prh-key-id";
+    /// On a finding: the Ed25519 signature (base64) over the exact body bytes.
+    pub const SIGNATURE: &str = "x-prh-signature";
     /// Why a message was parked in a dead-letter queue.
     pub const DEAD_REASON: &str = "x-prh-dead-reason";
     /// The contract version a parked message arrived with.

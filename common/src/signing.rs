@@ -1,6 +1,8 @@
-//! The Ed25519 signing key of the issuing authority and the public keys that verify its
-//! certificates. Keys live in files as base64; a key id names each public key.
+//! Ed25519 keys: the issuing authority's, which signs certificates, and each department's,
+//! which signs its findings; and the public keys that verify them. Keys live in files as
+//! base64; a key id names each public key, so keys can be rotated.
 
+use crate::department::Department;
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
@@ -19,13 +21,13 @@ pub enum KeyError {
     Malformed { path: PathBuf },
 }
 
-/// The authority's signing key with its key id.
-pub struct AuthorityKey {
+/// A signing key with its key id: the authority's or a department's.
+pub struct KeyPair {
     key: SigningKey,
     key_id: String,
 }
 
-impl AuthorityKey {
+impl KeyPair {
     /// Loads the key at `path`, or generates one there (with `<path>.pub` beside it) on
     /// first run.
     pub fn load_or_generate(path: &Path) -> Result<Self, KeyError> {
@@ -70,6 +72,12 @@ impl AuthorityKey {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_generate(path),
             Err(e) => Err(write_err(e)),
         }
+    }
+
+    /// A key given as base64 text (from the environment, say) instead of a file.
+    pub fn from_base64(text: &str) -> Option<Self> {
+        let bytes: [u8; 32] = B64.decode(text.trim()).ok()?.try_into().ok()?;
+        Some(Self::from_key(SigningKey::from_bytes(&bytes)))
     }
 
     pub fn from_key(key: SigningKey) -> Self {
@@ -166,9 +174,66 @@ impl KeyRing {
     }
 }
 
+/// The departments' public keys: which keys may sign which department's findings. A
+/// department's trusted keys are the `*.pub` files in its folder, `<dir>/<department>/`;
+/// its current key pair is `current.key` there. Rotating: add the new public key, switch
+/// the department to the new key, remove the old public key once its findings are in.
+#[derive(Debug, Clone, Default)]
+pub struct DepartmentKeys {
+    rings: BTreeMap<Department, KeyRing>,
+}
+
+impl DepartmentKeys {
+    /// Reads every department's public keys under `dir`; a missing folder trusts nobody.
+    pub fn load(dir: &Path) -> Result<Self, KeyError> {
+        let mut rings = BTreeMap::new();
+        for department in Department::ALL {
+            let folder = dir.join(department.as_str());
+            let mut ring = KeyRing::default();
+            let entries = match std::fs::read_dir(&folder) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(KeyError::Read { path: folder, source }),
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "pub") {
+                    ring.add_file(&path)?;
+                }
+            }
+            rings.insert(department, ring);
+        }
+        Ok(Self { rings })
+    }
+
+    /// The key file a department signs with, under `dir`.
+    pub fn key_file(dir: &Path, department: Department) -> PathBuf {
+        dir.join(department.as_str()).join("current.key")
+    }
+
+    pub fn trust(&mut self, department: Department, key: VerifyingKey) {
+        self.rings.entry(department).or_default().add(key);
+    }
+
+    /// Checks that `department`'s key `key_id` signed `message`. A key of another
+    /// department is unknown here, so nobody can sign for somebody else.
+    pub fn verify(
+        &self,
+        department: Department,
+        key_id: &str,
+        message: &[u8],
+        signature_b64: &str,
+    ) -> Result<(), SignatureError> {
+        self.rings
+            .get(&department)
+            .ok_or_else(|| SignatureError::UnknownKey(key_id.to_owned()))?
+            .verify(key_id, message, signature_b64)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    #[error("no trusted public key has id {0}")]
+    #[error("no trusted public key of the signer has id {0}")]
     UnknownKey(String),
     #[error("the signature is not 64 bytes of base64")]
     Malformed,
@@ -184,8 +249,8 @@ mod tests {
     fn generated_keys_reload_and_verify() {
         let dir = tempfile_dir();
         let path = dir.join("signing.key");
-        let signer = AuthorityKey::load_or_generate(&path).unwrap();
-        let again = AuthorityKey::load_or_generate(&path).unwrap();
+        let signer = KeyPair::load_or_generate(&path).unwrap();
+        let again = KeyPair::load_or_generate(&path).unwrap();
         assert_eq!(signer.key_id(), again.key_id());
 
         let mut ring = KeyRing::default();
@@ -215,7 +280,7 @@ mod tests {
         let path = dir.join("signing.key");
         let ids: Vec<String> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| AuthorityKey::load_or_generate(&path).unwrap().key_id().to_owned()))
+                .map(|_| s.spawn(|| KeyPair::load_or_generate(&path).unwrap().key_id().to_owned()))
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });

@@ -7,11 +7,12 @@ use prh_common::{
     bus::{Disposition, Handler, Incoming, Outgoing, Publisher, Topology},
     certificate::{Certificate, Issuer},
     contract::{DecisionEvent, Finding, headers, kinds},
+    department::Department,
     id_number::redact,
     metrics as m,
     policy::{self, DecisionOutcome},
     policy_set::PolicySet,
-    signing::AuthorityKey,
+    signing::{DepartmentKeys, KeyError, KeyPair, SignatureError},
     store::{
         db::is_transient,
         group_commit::{GroupCommit, Unit},
@@ -26,7 +27,9 @@ use sea_orm::{
 };
 use std::{
     collections::{HashMap, HashSet},
-    sync::Arc,
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
 };
 use tokio::sync::Notify;
 use tracing::Instrument;
@@ -39,7 +42,7 @@ pub const ORIGIN: &str = "collector";
 pub struct Decider {
     pub db: DatabaseConnection,
     pub policies: Arc<PolicySet>,
-    pub key: Arc<AuthorityKey>,
+    pub key: Arc<KeyPair>,
     pub authority: String,
     pub topology: Topology,
 }
@@ -49,16 +52,74 @@ pub struct Decider {
 pub struct Collector {
     commits: GroupCommit<Decider>,
     relay: Arc<Notify>,
+    signers: TrustedSigners,
 }
 
 impl Collector {
     /// Starts the group-commit task; at most `max_batch` findings share a transaction.
-    pub fn start(decider: Decider, relay: Arc<Notify>, max_batch: usize) -> Self {
+    /// Only findings signed by a key of their department in `signers` are counted.
+    pub fn start(decider: Decider, relay: Arc<Notify>, max_batch: usize, signers: TrustedSigners) -> Self {
         let db = decider.db.clone();
         Self {
             commits: GroupCommit::start(db, Arc::new(decider), max_batch),
             relay,
+            signers,
         }
+    }
+}
+
+/// The departments' public keys, read from their folder (`DepartmentKeys`) and read again
+/// when a finding names a key not seen yet — a department that has just started or rotated
+/// its key — at most once a second, so forged key ids cannot keep the collector busy.
+pub struct TrustedSigners {
+    dir: PathBuf,
+    keys: RwLock<(DepartmentKeys, Option<Instant>)>,
+}
+
+/// Why a finding's signature is not accepted.
+#[derive(Debug)]
+pub enum Untrusted {
+    /// Not signed by a key of the department it speaks for: never counted.
+    Bad(SignatureError),
+    /// The key is unknown and the keys were re-read less than a second ago: try later.
+    NotYet,
+}
+
+impl TrustedSigners {
+    pub fn load(dir: &Path) -> Result<Self, KeyError> {
+        Ok(Self {
+            dir: dir.to_owned(),
+            keys: RwLock::new((DepartmentKeys::load(dir)?, None)),
+        })
+    }
+
+    /// Whether `department`'s key `key_id` signed `body`.
+    pub fn verify(&self, department: Department, key_id: &str, body: &[u8], signature: &str) -> Result<(), Untrusted> {
+        let first = match self.keys.read() {
+            Ok(keys) => keys.0.verify(department, key_id, body, signature),
+            Err(poisoned) => poisoned.get_ref().0.verify(department, key_id, body, signature),
+        };
+        let Err(SignatureError::UnknownKey(_)) = first else {
+            return first.map_err(Untrusted::Bad);
+        };
+        let mut keys = match self.keys.write() {
+            Ok(keys) => keys,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if keys.1.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return Err(Untrusted::NotYet);
+        }
+        match DepartmentKeys::load(&self.dir) {
+            Ok(fresh) => *keys = (fresh, Some(Instant::now())),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-read the departments' public keys");
+                keys.1 = Some(Instant::now());
+                return Err(Untrusted::NotYet);
+            }
+        }
+        keys.0
+            .verify(department, key_id, body, signature)
+            .map_err(Untrusted::Bad)
     }
 }
 
@@ -97,10 +158,29 @@ impl Handler for Collector {
         if let Err(reason) = msg.check_schema(false) {
             return Disposition::Park(reason);
         }
+        let (Some(key_id), Some(signature)) = (msg.header(headers::KEY_ID), msg.header(headers::SIGNATURE)) else {
+            return Disposition::Park(format!(
+                "unsigned_finding: a finding must carry {} and {}",
+                headers::KEY_ID,
+                headers::SIGNATURE
+            ));
+        };
         let finding: Finding = match serde_json::from_slice(msg.body) {
             Ok(f) => f,
             Err(e) => return Disposition::Park(redact(&format!("malformed_body: {e}"))),
         };
+        match self.signers.verify(finding.department, &key_id, msg.body, &signature) {
+            Ok(()) => {}
+            Err(Untrusted::Bad(e)) => {
+                return Disposition::Park(format!(
+                    "bad_signature: a finding of {} not signed by {}: {e}",
+                    finding.department, finding.department
+                ));
+            }
+            Err(Untrusted::NotYet) => {
+                return Disposition::Retry(format!("unknown key {key_id}: the keys were re-read a moment ago"));
+            }
+        }
         let traceparent = trace::child(msg.header(headers::TRACEPARENT).as_deref(), finding.application_id);
         let span = tracing::info_span!(
             "collect",

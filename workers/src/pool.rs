@@ -11,6 +11,7 @@ use prh_common::{
     id_number::redact,
     metrics as m,
     policy_set::PolicySet,
+    signing::KeyPair,
     store::{
         db::is_transient,
         group_commit::{GroupCommit, Unit},
@@ -24,6 +25,8 @@ use uuid::Uuid;
 
 pub struct CheckHandler {
     department: Department,
+    /// Signs every finding, so the collector can tell it came from this department.
+    key: Arc<KeyPair>,
     policies: Arc<PolicySet>,
     topology: Topology,
     checks: GroupCommit<Checker>,
@@ -101,6 +104,7 @@ impl CheckHandler {
     /// A handler for `department`'s pool; at most `max_batch` requests are checked together.
     pub fn start(
         department: Department,
+        key: Arc<KeyPair>,
         registry: DatabaseConnection,
         policies: Arc<PolicySet>,
         topology: Topology,
@@ -112,6 +116,7 @@ impl CheckHandler {
         };
         Self {
             department,
+            key,
             policies,
             topology,
             checks: GroupCommit::start(registry, Arc::new(checker), max_batch),
@@ -158,6 +163,8 @@ impl CheckHandler {
                 (headers::DEPARTMENT.into(), self.department.to_string()),
                 (headers::POLICY.into(), policy.version.clone()),
                 (headers::TRACEPARENT.into(), traceparent),
+                (headers::KEY_ID.into(), self.key.key_id().to_owned()),
+                (headers::SIGNATURE.into(), self.key.sign(&body)),
             ],
             body,
         };

@@ -2,7 +2,7 @@
 //! runtime, until shutdown.
 
 use crate::{
-    collector::{Collector, Decider},
+    collector::{Collector, Decider, TrustedSigners},
     housing_closer::HousingCloser,
     pool::CheckHandler,
 };
@@ -11,7 +11,7 @@ use prh_common::{
     bus::{ConsumerSpec, Health, consumer},
     config::Settings,
     department::Department,
-    signing::AuthorityKey,
+    signing::KeyPair,
     store::{self, outbox::Relay},
 };
 use std::sync::Arc;
@@ -36,6 +36,12 @@ pub async fn run_pool(
     };
     store::db::require_table(&registry, probe_table, &format!("{department} registry")).await?;
     let policies = Arc::new(settings.policies().context("loading the policy")?);
+    let key = Arc::new(
+        settings
+            .department_key(department)
+            .with_context(|| format!("the {department} finding key"))?,
+    );
+    tracing::info!(key_id = key.key_id(), "findings are signed with this key");
     let topology = settings.topology();
     let spec = ConsumerSpec {
         name: format!("pool-{department}"),
@@ -65,6 +71,7 @@ pub async fn run_pool(
     });
     let handler = Arc::new(CheckHandler::start(
         department,
+        key,
         registry,
         policies,
         topology.clone(),
@@ -84,9 +91,8 @@ pub async fn run_collector(settings: Settings, health: Health, shutdown: Cancell
     store::db::require_table(&db, "decisions", "pipeline database").await?;
     let policies = Arc::new(settings.policies().context("loading the policy")?);
     let key_file = settings.key_file();
-    let key = Arc::new(
-        AuthorityKey::load_or_generate(&key_file).with_context(|| format!("signing key {}", key_file.display()))?,
-    );
+    let key =
+        Arc::new(KeyPair::load_or_generate(&key_file).with_context(|| format!("signing key {}", key_file.display()))?);
     tracing::info!(key_id = key.key_id(), "certificates are signed with this key");
     let topology = settings.topology();
     let relay = Relay::new(&settings, db.clone(), crate::collector::ORIGIN, health.clone());
@@ -100,7 +106,15 @@ pub async fn run_collector(settings: Settings, health: Health, shutdown: Cancell
         authority: settings.signing.authority.clone(),
         topology: topology.clone(),
     };
-    let handler = Arc::new(Collector::start(decider, notify, settings.collector.concurrency));
+    let keys_dir = settings.findings_keys_dir();
+    let signers = TrustedSigners::load(&keys_dir)
+        .with_context(|| format!("the departments' public keys in {}", keys_dir.display()))?;
+    let handler = Arc::new(Collector::start(
+        decider,
+        notify,
+        settings.collector.concurrency,
+        signers,
+    ));
     let spec = ConsumerSpec {
         name: "collector".into(),
         queue: topology.collector_queue(),

@@ -175,7 +175,8 @@ mod tests {
     #[test]
     fn coalesces_acks_and_never_settles_a_tag_twice() {
         // (batch settled together, frames expected)
-        let cases: &[(&[(u64, Settle)], &[Frame])] = &[
+        type Case<'a> = (&'a [(u64, Settle)], &'a [Frame]);
+        let cases: &[Case] = &[
             // In order: one multiple ack.
             (
                 &[(1, Ack), (2, Ack), (3, Ack)],
