@@ -99,6 +99,13 @@ enum Command {
         #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// Per-component broker users: declare the topology with amqp.url (an
+    /// administrator), create one user per component with only the rights it needs, and
+    /// write each component's environment to <data_dir>/broker/<component>.env.
+    Broker {
+        #[command(subcommand)]
+        command: BrokerCommand,
+    },
     /// The departments' finding keys: create, rotate, list.
     Keys {
         #[command(subcommand)]
@@ -198,6 +205,14 @@ enum RegistryCommand {
 }
 
 #[derive(Subcommand)]
+enum BrokerCommand {
+    /// Declare the topology and create (or re-key) every component's user.
+    Setup,
+    /// Delete every component user of amqp.prefix; the topology stays.
+    RemoveUsers,
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Create the finding key of each department (all when none is named) where missing,
     /// under signing.findings_keys_dir; print each key id.
@@ -257,6 +272,12 @@ fn main() -> ExitCode {
             Command::Submit { file, idempotency_key } => client::submit(&settings, &file, idempotency_key).await,
             Command::Status { id, json } => client::status(&settings, &id, json).await,
             Command::Verify { target, key } => client::verify(&settings, &target, key.as_deref()).await,
+            Command::Broker {
+                command: BrokerCommand::Setup,
+            } => run::broker_setup(&settings).await,
+            Command::Broker {
+                command: BrokerCommand::RemoveUsers,
+            } => run::broker_remove_users(&settings),
             Command::Keys {
                 command: KeysCommand::Generate { department, rotate },
             } => keys::generate(&settings, &department, rotate),

@@ -252,3 +252,35 @@ pub async fn dead_letters_replay(
     println!("replayed {replayed} message(s)");
     Ok(ExitCode::SUCCESS)
 }
+
+/// `prh broker setup`: prints each component's user and environment file.
+pub async fn broker_setup(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let made = prh::broker::setup(settings).await?;
+    println!(
+        "topology {}.* declared; one broker user per component:",
+        settings.amqp.prefix
+    );
+    for c in &made {
+        println!(
+            "  {:<18} {:<28} {}",
+            c.principal.name(),
+            c.username,
+            c.env_file.display()
+        );
+    }
+    println!(
+        "Start each component with its file's variables (e.g. `env $(cat {}) prh collector`).",
+        made.iter()
+            .find(|c| c.principal.name() == "collector")
+            .map(|c| c.env_file.display().to_string())
+            .unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `prh broker remove-users`.
+pub fn broker_remove_users(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let removed = prh::broker::remove_users(settings)?;
+    println!("removed {removed} broker users of prefix {}", settings.amqp.prefix);
+    Ok(ExitCode::SUCCESS)
+}

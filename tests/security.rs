@@ -1,14 +1,16 @@
 //! Trust between departments, on real parts: the collector counts only findings signed by
 //! a key of the department they speak for; forged, unsigned and cross-signed findings are
-//! parked with their reason and never change a decision.
+//! parked with their reason and never change a decision. With per-component broker users,
+//! a department reaches only its own queue and speaks only for itself.
 
 mod common;
 
 use common::{Backend, isolated_settings, wait_decided};
 use ed25519_dalek::SigningKey;
+use lapin::{options::BasicConsumeOptions, types::FieldTable};
 use prh::local::{self, LocalPipeline};
 use prh_common::{
-    bus::{Outgoing, Publisher, Topology, connect, dead_letters},
+    bus::{Outgoing, Publisher, Topology, connect, dead_letters, grants::Principal},
     contract::{Finding, headers, kinds},
     criteria::{CriterionCode, CriterionResult, ReasonCode},
     department::Department,
@@ -52,6 +54,32 @@ fn forged(topology: &Topology, application_id: Uuid, policy: &str, signed_by: Op
         correlation_id: Some(application_id),
         headers,
         body,
+    }
+}
+
+/// Waits until the parking queues hold a message for each of `ids`; returns their reasons
+/// (the part before the colon), in the order of `ids`.
+async fn parked_reasons(settings: &prh_common::config::Settings, ids: &[Uuid], per_id: usize) -> Vec<Vec<String>> {
+    let topology = settings.topology();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let parked = dead_letters::list(&settings.amqp.url, &topology).await.unwrap();
+        let reasons: Vec<Vec<String>> = ids
+            .iter()
+            .map(|id| {
+                let mut r: Vec<String> = parked
+                    .iter()
+                    .filter(|p| p.correlation_id.as_deref() == Some(id.to_string().as_str()))
+                    .map(|p| p.reason.split(':').next().unwrap().to_owned())
+                    .collect();
+                r.sort_unstable();
+                r
+            })
+            .collect();
+        if reasons.iter().all(|r| r.len() >= per_id) || Instant::now() > deadline {
+            return reasons;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -100,30 +128,8 @@ async fn forged_findings_are_parked_and_never_counted() {
     assert_eq!(view["status"], "qualified", "a forged finding was counted: {view}");
 
     // All three are parked, each with its reason, and none was stored.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let parked = loop {
-        let parked: Vec<_> = dead_letters::list(&settings.amqp.url, &topology)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|p| p.correlation_id.as_deref() == Some(id.to_string().as_str()))
-            .collect();
-        if parked.len() >= 3 || Instant::now() > deadline {
-            break parked;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let mut reasons: Vec<&str> = parked.iter().map(|p| p.reason.split(':').next().unwrap()).collect();
-    reasons.sort_unstable();
-    assert_eq!(
-        reasons,
-        ["bad_signature", "bad_signature", "unsigned_finding"],
-        "{parked:?}"
-    );
-    assert!(
-        parked.iter().all(|p| p.origin == topology.collector_queue()),
-        "{parked:?}"
-    );
+    let reasons = parked_reasons(&settings, &[id], 3).await;
+    assert_eq!(reasons[0], ["bad_signature", "bad_signature", "unsigned_finding"]);
 
     let db = store::connect(&settings.pipeline_db()).await.unwrap();
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -143,4 +149,79 @@ async fn forged_findings_are_parked_and_never_counted() {
     let _ = conn.close(200, "bye".into()).await;
     running.stop().await.unwrap();
     local::remove_topology(&settings).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn department_users_reach_only_their_own_queue_and_speak_only_for_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = isolated_settings(Backend::Sqlite, &dir);
+    local::prepare(&settings, 2, 3).await.unwrap();
+    let made = prh::broker::setup(&settings).await.unwrap();
+    let url_of = |who: Principal| made.iter().find(|c| c.principal == who).unwrap().url.clone();
+    let topology = settings.topology();
+    let token = CancellationToken::new();
+
+    // Public security's login may consume its own queue, and not housing's.
+    let ps_url = url_of(Principal::Pool(Department::PublicSecurity));
+    let ps = connect(&ps_url, "ps", &token).await.unwrap();
+    let consume = |queue: String| {
+        let conn = &ps;
+        async move {
+            let channel = conn.create_channel().await.unwrap();
+            channel
+                .basic_consume(
+                    queue.as_str().into(),
+                    "probe".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map(|_| ())
+        }
+    };
+    consume(topology.check_queue(Department::PublicSecurity))
+        .await
+        .expect("a pool may consume its own queue");
+    let refused = consume(topology.check_queue(Department::Housing)).await.unwrap_err();
+    assert!(refused.to_string().contains("ACCESS_REFUSED"), "{refused}");
+
+    // With component users on, the collector takes a public-security finding only from
+    // public security's login, even when it carries public security's own signature.
+    settings.amqp.component_users = true;
+    let running = LocalPipeline::start(&settings).await.unwrap();
+    let policy = settings
+        .policies()
+        .unwrap()
+        .in_force_on(prh_common::china_today())
+        .unwrap()
+        .version
+        .clone();
+    let ps_key = settings.department_key(Department::PublicSecurity).unwrap();
+    let housing = connect(&url_of(Principal::Pool(Department::Housing)), "housing", &token)
+        .await
+        .unwrap();
+    let (from_housing, from_ps) = (Uuid::now_v7(), Uuid::now_v7());
+    let housing_url = url_of(Principal::Pool(Department::Housing));
+    Publisher::open(&housing, "housing", &housing_url)
+        .await
+        .unwrap()
+        .publish(&forged(&topology, from_housing, &policy, Some(&ps_key)))
+        .await
+        .unwrap();
+    Publisher::open(&ps, "ps", &ps_url)
+        .await
+        .unwrap()
+        .publish(&forged(&topology, from_ps, &policy, Some(&ps_key)))
+        .await
+        .unwrap();
+    // Neither names a real application: the one that passes both checks is parked only
+    // for that.
+    let reasons = parked_reasons(&settings, &[from_housing, from_ps], 1).await;
+    assert_eq!(reasons, [vec!["wrong_sender"], vec!["unknown_application"]]);
+
+    let _ = ps.close(200, "bye".into()).await;
+    let _ = housing.close(200, "bye".into()).await;
+    running.stop().await.unwrap();
+    local::remove_topology(&settings).await.unwrap();
+    assert_eq!(prh::broker::remove_users(&settings).unwrap(), 8);
 }

@@ -93,6 +93,10 @@ pub struct AmqpSettings {
     pub prefix: String,
     /// Deliveries of one message before the broker parks it in the dead-letter queue.
     pub delivery_limit: u32,
+    /// Each component logs in as its own broker user (`prh broker setup`): components do
+    /// not declare the topology, and the collector accepts a finding only from its
+    /// department's user. Off: one login for everything (development).
+    pub component_users: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -206,6 +210,7 @@ impl Default for AmqpSettings {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             prefix: "prh".into(),
             delivery_limit: 10,
+            component_users: false,
         }
     }
 }
@@ -341,7 +346,9 @@ impl Settings {
     }
 
     pub fn topology(&self) -> crate::bus::Topology {
-        crate::bus::Topology::new(&self.amqp.prefix, self.amqp.delivery_limit)
+        let mut topology = crate::bus::Topology::new(&self.amqp.prefix, self.amqp.delivery_limit);
+        topology.declare_on_connect = !self.amqp.component_users;
+        topology
     }
 
     pub fn key_file(&self) -> PathBuf {

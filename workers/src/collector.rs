@@ -4,7 +4,7 @@
 
 use prh_common::{
     application::Application,
-    bus::{Disposition, Handler, Incoming, Outgoing, Publisher, Topology},
+    bus::{Disposition, Handler, Incoming, Outgoing, Publisher, Topology, grants::Principal},
     certificate::{Certificate, Issuer},
     contract::{DecisionEvent, Finding, headers, kinds},
     department::Department,
@@ -52,18 +52,51 @@ pub struct Decider {
 pub struct Collector {
     commits: GroupCommit<Decider>,
     relay: Arc<Notify>,
-    signers: TrustedSigners,
+    trust: Trust,
+}
+
+/// Which findings the collector believes.
+pub struct Trust {
+    /// A finding must be signed by a key of the department it speaks for.
+    pub signers: TrustedSigners,
+    /// With per-component broker users (the topology prefix given), a finding must also
+    /// have been published by its department's user: a leaked key is no use from another
+    /// department's account.
+    pub department_users: Option<String>,
 }
 
 impl Collector {
     /// Starts the group-commit task; at most `max_batch` findings share a transaction.
-    /// Only findings signed by a key of their department in `signers` are counted.
-    pub fn start(decider: Decider, relay: Arc<Notify>, max_batch: usize, signers: TrustedSigners) -> Self {
+    pub fn start(decider: Decider, relay: Arc<Notify>, max_batch: usize, trust: Trust) -> Self {
         let db = decider.db.clone();
         Self {
             commits: GroupCommit::start(db, Arc::new(decider), max_batch),
             relay,
-            signers,
+            trust,
+        }
+    }
+
+    /// Whether the finding's publisher and signature are its department's.
+    fn believe(&self, msg: &Incoming<'_>, finding: &Finding, key_id: &str, signature: &str) -> Result<(), Disposition> {
+        let department = finding.department;
+        if let Some(prefix) = &self.trust.department_users {
+            let expected = Principal::Pool(department).username(prefix);
+            let sender = msg.properties.user_id().as_ref().map(|u| u.as_str().to_owned());
+            if sender.as_deref() != Some(expected.as_str()) {
+                return Err(Disposition::Park(format!(
+                    "wrong_sender: a finding of {department} must come from broker user {expected}, not {}",
+                    sender.as_deref().unwrap_or("an unnamed one")
+                )));
+            }
+        }
+        match self.trust.signers.verify(department, key_id, msg.body, signature) {
+            Ok(()) => Ok(()),
+            Err(Untrusted::Bad(e)) => Err(Disposition::Park(format!(
+                "bad_signature: a finding of {department} not signed by {department}: {e}"
+            ))),
+            Err(Untrusted::NotYet) => Err(Disposition::Retry(format!(
+                "unknown key {key_id}: the keys were re-read a moment ago"
+            ))),
         }
     }
 }
@@ -169,17 +202,8 @@ impl Handler for Collector {
             Ok(f) => f,
             Err(e) => return Disposition::Park(redact(&format!("malformed_body: {e}"))),
         };
-        match self.signers.verify(finding.department, &key_id, msg.body, &signature) {
-            Ok(()) => {}
-            Err(Untrusted::Bad(e)) => {
-                return Disposition::Park(format!(
-                    "bad_signature: a finding of {} not signed by {}: {e}",
-                    finding.department, finding.department
-                ));
-            }
-            Err(Untrusted::NotYet) => {
-                return Disposition::Retry(format!("unknown key {key_id}: the keys were re-read a moment ago"));
-            }
+        if let Err(refused) = self.believe(&msg, &finding, &key_id, &signature) {
+            return refused;
         }
         let traceparent = trace::child(msg.header(headers::TRACEPARENT).as_deref(), finding.application_id);
         let span = tracing::info_span!(

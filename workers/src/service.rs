@@ -2,7 +2,7 @@
 //! runtime, until shutdown.
 
 use crate::{
-    collector::{Collector, Decider, TrustedSigners},
+    collector::{Collector, Decider, Trust, TrustedSigners},
     housing_closer::HousingCloser,
     pool::CheckHandler,
 };
@@ -109,12 +109,11 @@ pub async fn run_collector(settings: Settings, health: Health, shutdown: Cancell
     let keys_dir = settings.findings_keys_dir();
     let signers = TrustedSigners::load(&keys_dir)
         .with_context(|| format!("the departments' public keys in {}", keys_dir.display()))?;
-    let handler = Arc::new(Collector::start(
-        decider,
-        notify,
-        settings.collector.concurrency,
+    let trust = Trust {
         signers,
-    ));
+        department_users: settings.amqp.component_users.then(|| settings.amqp.prefix.clone()),
+    };
+    let handler = Arc::new(Collector::start(decider, notify, settings.collector.concurrency, trust));
     let spec = ConsumerSpec {
         name: "collector".into(),
         queue: topology.collector_queue(),

@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod consumer;
 pub mod dead_letters;
+pub mod grants;
 pub mod health;
 pub mod message;
 pub mod publisher;

@@ -21,6 +21,10 @@ pub const INTAKE_ROUTING_KEY: &str = "application";
 pub struct Topology {
     pub prefix: String,
     pub delivery_limit: u32,
+    /// Whether components declare the topology on every connect. Off where it is set up
+    /// once by `prh broker setup` and components log in as users without the right to
+    /// configure anything.
+    pub declare_on_connect: bool,
 }
 
 impl Topology {
@@ -28,6 +32,7 @@ impl Topology {
         Self {
             prefix: prefix.to_owned(),
             delivery_limit,
+            declare_on_connect: true,
         }
     }
 
@@ -90,8 +95,18 @@ impl Topology {
         queues
     }
 
-    /// Declares everything; idempotent, so every process does it on each (re)connect.
+    /// Declares everything when `declare_on_connect`; idempotent, so every process does
+    /// it on each (re)connect.
     pub async fn declare(&self, ch: &Channel) -> lapin::Result<()> {
+        if self.declare_on_connect {
+            self.setup(ch).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Declares every exchange, queue and binding, whatever `declare_on_connect` says.
+    pub async fn setup(&self, ch: &Channel) -> lapin::Result<()> {
         let durable = ExchangeDeclareOptions {
             durable: true,
             ..Default::default()
