@@ -57,6 +57,12 @@ fn forged(topology: &Topology, application_id: Uuid, policy: &str, signed_by: Op
     }
 }
 
+/// The version of the policy in force today, which a finding must name.
+fn policy_in_force(settings: &prh_common::config::Settings) -> String {
+    let policies = settings.policies().unwrap();
+    policies.in_force_on(prh_common::china_today()).unwrap().version.clone()
+}
+
 /// Waits until the parking queues hold a message for each of `ids`; returns their reasons
 /// (the part before the colon), in the order of `ids`.
 async fn parked_reasons(settings: &prh_common::config::Settings, ids: &[Uuid], per_id: usize) -> Vec<Vec<String>> {
@@ -101,13 +107,7 @@ async fn forged_findings_are_parked_and_never_counted() {
     assert_eq!(response.status().as_u16(), 202);
     let receipt: serde_json::Value = response.json().await.unwrap();
     let id: Uuid = receipt["application_id"].as_str().unwrap().parse().unwrap();
-    let policy = settings
-        .policies()
-        .unwrap()
-        .in_force_on(prh_common::china_today())
-        .unwrap()
-        .version
-        .clone();
+    let policy = policy_in_force(&settings);
 
     // Three forgeries that would reject the application if counted: unsigned; signed by a
     // key nobody trusts; signed by the real housing key but speaking for public security.
@@ -189,13 +189,7 @@ async fn department_users_reach_only_their_own_queue_and_speak_only_for_themselv
     // public security's login, even when it carries public security's own signature.
     settings.amqp.component_users = true;
     let running = LocalPipeline::start(&settings).await.unwrap();
-    let policy = settings
-        .policies()
-        .unwrap()
-        .in_force_on(prh_common::china_today())
-        .unwrap()
-        .version
-        .clone();
+    let policy = policy_in_force(&settings);
     let ps_key = settings.department_key(Department::PublicSecurity).unwrap();
     let housing = connect(&url_of(Principal::Pool(Department::Housing)), "housing", &token)
         .await

@@ -1,7 +1,7 @@
 //! 民政: marriage, verified income, financial assets and the assistance category
 //! (CA-MARRIAGE, CA-INCOME, CA-ASSETS).
 
-use super::{Answer, Check, Context, by_id, combine};
+use super::{Answer, Check, Context, by_id, combine, rows_about};
 use prh_common::{
     application::Relation,
     contract::{AssistanceCategory, CheckRequest, Facts, NamedPerson, Subject},
@@ -9,7 +9,7 @@ use prh_common::{
     money::Fen,
     store::registry::ca_persons,
 };
-use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{DatabaseTransaction, DbErr, EntityTrait};
 use std::collections::HashMap;
 
 pub struct CivilAffairs;
@@ -18,10 +18,7 @@ impl Check for CivilAffairs {
     type Rows = HashMap<String, ca_persons::Model>;
 
     async fn read(txn: &DatabaseTransaction, ids: &[&str], _: &[&CheckRequest]) -> Result<Self::Rows, DbErr> {
-        let rows = ca_persons::Entity::find()
-            .filter(ca_persons::Column::IdNumber.is_in(ids.iter().copied()))
-            .all(txn)
-            .await?;
+        let rows = rows_about(txn, ca_persons::Entity::find(), ca_persons::Column::IdNumber, ids).await?;
         Ok(by_id(rows, |r| &r.id_number))
     }
 

@@ -1,6 +1,6 @@
 //! 教育: a recent college degree (ED-GRADUATE).
 
-use super::{Answer, ByPerson, Check, Context, by_id, combine};
+use super::{Answer, ByPerson, Check, Context, by_id, combine, rows_about};
 use prh_common::{
     contract::{CheckRequest, Subject},
     criteria::{CriterionCode as C, CriterionResult, ReasonCode as R},
@@ -8,7 +8,7 @@ use prh_common::{
     records::DegreeLevel,
     store::registry::{ed_degrees, ed_persons},
 };
-use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{DatabaseTransaction, DbErr, EntityTrait};
 use std::collections::HashMap;
 
 pub struct Education;
@@ -22,14 +22,8 @@ impl Check for Education {
     type Rows = Rows;
 
     async fn read(txn: &DatabaseTransaction, ids: &[&str], _: &[&CheckRequest]) -> Result<Rows, DbErr> {
-        let persons = ed_persons::Entity::find()
-            .filter(ed_persons::Column::IdNumber.is_in(ids.iter().copied()))
-            .all(txn)
-            .await?;
-        let degrees = ed_degrees::Entity::find()
-            .filter(ed_degrees::Column::IdNumber.is_in(ids.iter().copied()))
-            .all(txn)
-            .await?;
+        let persons = rows_about(txn, ed_persons::Entity::find(), ed_persons::Column::IdNumber, ids).await?;
+        let degrees = rows_about(txn, ed_degrees::Entity::find(), ed_degrees::Column::IdNumber, ids).await?;
         Ok(Rows {
             persons: by_id(persons, |r| &r.id_number),
             degrees: ByPerson::new(degrees, |r| &r.id_number),

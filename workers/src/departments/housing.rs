@@ -1,7 +1,7 @@
 //! 住建: housing benefits, affordable-housing purchases, fraud bans and other open
 //! applications (HS-BENEFIT, HS-PURCHASE, HS-BAN, HS-DUPLICATE).
 
-use super::{Answer, ByPerson, Check, Context, by_id, combine, unknown};
+use super::{Answer, ByPerson, Check, Context, by_id, combine, rows_about, unknown};
 use prh_common::{
     contract::{CheckRequest, Subject},
     criteria::{CriterionCode as C, ReasonCode as R},
@@ -62,28 +62,23 @@ impl Check for Housing {
                 .exec_without_returning(txn)
                 .await?;
         }
-        let known = hs_persons::Entity::find()
-            .filter(hs_persons::Column::IdNumber.is_in(ids.iter().copied()))
-            .all(txn)
-            .await?;
-        let benefits = hs_benefits::Entity::find()
-            .filter(hs_benefits::Column::IdNumber.is_in(ids.iter().copied()))
-            .filter(hs_benefits::Column::Active.eq(true))
-            .all(txn)
-            .await?;
-        let purchases = hs_purchases::Entity::find()
-            .filter(hs_purchases::Column::IdNumber.is_in(ids.iter().copied()))
-            .all(txn)
-            .await?;
-        let bans = hs_bans::Entity::find()
-            .filter(hs_bans::Column::IdNumber.is_in(ids.iter().copied()))
-            .all(txn)
-            .await?;
-        let open_memberships = hs_application_members::Entity::find()
-            .filter(hs_application_members::Column::IdNumber.is_in(ids.iter().copied()))
-            .filter(hs_application_members::Column::Closed.eq(false))
-            .all(txn)
-            .await?;
+        let known = rows_about(txn, hs_persons::Entity::find(), hs_persons::Column::IdNumber, ids).await?;
+        let benefits = rows_about(
+            txn,
+            hs_benefits::Entity::find().filter(hs_benefits::Column::Active.eq(true)),
+            hs_benefits::Column::IdNumber,
+            ids,
+        )
+        .await?;
+        let purchases = rows_about(txn, hs_purchases::Entity::find(), hs_purchases::Column::IdNumber, ids).await?;
+        let bans = rows_about(txn, hs_bans::Entity::find(), hs_bans::Column::IdNumber, ids).await?;
+        let open_memberships = rows_about(
+            txn,
+            hs_application_members::Entity::find().filter(hs_application_members::Column::Closed.eq(false)),
+            hs_application_members::Column::IdNumber,
+            ids,
+        )
+        .await?;
         Ok(Rows {
             known: by_id(known, |r| &r.id_number),
             benefits: ByPerson::new(benefits, |r| &r.id_number),

@@ -1,6 +1,6 @@
 //! 人社: current employment and social insurance history (HR-EMPLOYED, HR-INSURANCE).
 
-use super::{Answer, ByPerson, Check, Context, by_id, combine};
+use super::{Answer, ByPerson, Check, Context, by_id, combine, rows_about};
 use prh_common::{
     contract::{CheckRequest, Subject},
     criteria::{CriterionCode as C, CriterionResult, ReasonCode as R},
@@ -23,15 +23,14 @@ impl Check for HumanResources {
     type Rows = Rows;
 
     async fn read(txn: &DatabaseTransaction, ids: &[&str], _: &[&CheckRequest]) -> Result<Rows, DbErr> {
-        let known = hr_persons::Entity::find()
-            .filter(hr_persons::Column::IdNumber.is_in(ids.iter().copied()))
-            .all(txn)
-            .await?;
-        let contributions = hr_contributions::Entity::find()
-            .filter(hr_contributions::Column::IdNumber.is_in(ids.iter().copied()))
-            .filter(hr_contributions::Column::BackPaid.eq(false))
-            .all(txn)
-            .await?;
+        let known = rows_about(txn, hr_persons::Entity::find(), hr_persons::Column::IdNumber, ids).await?;
+        let contributions = rows_about(
+            txn,
+            hr_contributions::Entity::find().filter(hr_contributions::Column::BackPaid.eq(false)),
+            hr_contributions::Column::IdNumber,
+            ids,
+        )
+        .await?;
         Ok(Rows {
             known: by_id(known, |r| &r.id_number),
             contributions: ByPerson::new(contributions, |r| &r.id_number),

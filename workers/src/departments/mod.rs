@@ -18,7 +18,7 @@ use prh_common::{
     id_number::IdNumber,
     policy::Policy,
 };
-use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Select};
 use std::{collections::HashMap, future::Future};
 
 /// What every check needs besides its subject.
@@ -101,6 +101,16 @@ async fn run<D: Check>(txn: &DatabaseTransaction, jobs: &[Job<'_>]) -> Result<Ve
             Ok(answer)
         })
         .collect()
+}
+
+/// Every row of `query`'s table about the persons `ids`; `query` may add filters.
+async fn rows_about<E: EntityTrait>(
+    txn: &DatabaseTransaction,
+    query: Select<E>,
+    id_number: E::Column,
+    ids: &[&str],
+) -> Result<Vec<E::Model>, DbErr> {
+    query.filter(id_number.is_in(ids.iter().copied())).all(txn).await
 }
 
 /// Rows of one registry table for every person of a batch, grouped by ID number.

@@ -1,7 +1,7 @@
 //! 自然资源和规划: homes held now or transferred within the look-back, and
 //! non-residential property (NR-AREA, NR-NONE, NR-NONRESIDENTIAL).
 
-use super::{Answer, ByPerson, Check, Context, by_id, combine, unknown};
+use super::{Answer, ByPerson, Check, Context, by_id, combine, rows_about, unknown};
 use prh_common::{
     contract::{CheckRequest, Facts, Subject},
     criteria::{CriterionCode as C, CriterionResult, ReasonCode as R},
@@ -10,7 +10,7 @@ use prh_common::{
     money::CentiSqm,
     store::registry::{nr_persons, nr_properties},
 };
-use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{DatabaseTransaction, DbErr, EntityTrait};
 use std::collections::HashMap;
 
 pub struct NaturalResources;
@@ -24,14 +24,8 @@ impl Check for NaturalResources {
     type Rows = Rows;
 
     async fn read(txn: &DatabaseTransaction, ids: &[&str], _: &[&CheckRequest]) -> Result<Rows, DbErr> {
-        let known = nr_persons::Entity::find()
-            .filter(nr_persons::Column::IdNumber.is_in(ids.iter().copied()))
-            .all(txn)
-            .await?;
-        let properties = nr_properties::Entity::find()
-            .filter(nr_properties::Column::IdNumber.is_in(ids.iter().copied()))
-            .all(txn)
-            .await?;
+        let known = rows_about(txn, nr_persons::Entity::find(), nr_persons::Column::IdNumber, ids).await?;
+        let properties = rows_about(txn, nr_properties::Entity::find(), nr_properties::Column::IdNumber, ids).await?;
         Ok(Rows {
             known: by_id(known, |r| &r.id_number),
             properties: ByPerson::new(properties, |r| &r.id_number),

@@ -1,7 +1,7 @@
 //! 公安: identity, death records, hukou, residence permits and vehicles
 //! (PS-IDENTITY, PS-ALIVE, PS-HUKOU, PS-RESIDENCE, PS-VEHICLE).
 
-use super::{Answer, ByPerson, Check, Context, by_id, combine};
+use super::{Answer, ByPerson, Check, Context, by_id, combine, rows_about};
 use prh_common::{
     contract::{CheckRequest, NamedPerson, Subject},
     criteria::{CriterionCode as C, CriterionResult, ReasonCode as R},
@@ -9,7 +9,7 @@ use prh_common::{
     money::Fen,
     store::registry::{ps_persons, ps_residence_permits, ps_vehicles},
 };
-use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{DatabaseTransaction, DbErr, EntityTrait};
 use std::collections::HashMap;
 
 pub struct PublicSecurity;
@@ -24,18 +24,15 @@ impl Check for PublicSecurity {
     type Rows = Rows;
 
     async fn read(txn: &DatabaseTransaction, ids: &[&str], _: &[&CheckRequest]) -> Result<Rows, DbErr> {
-        let persons = ps_persons::Entity::find()
-            .filter(ps_persons::Column::IdNumber.is_in(ids.iter().copied()))
-            .all(txn)
-            .await?;
-        let vehicles = ps_vehicles::Entity::find()
-            .filter(ps_vehicles::Column::IdNumber.is_in(ids.iter().copied()))
-            .all(txn)
-            .await?;
-        let permits = ps_residence_permits::Entity::find()
-            .filter(ps_residence_permits::Column::IdNumber.is_in(ids.iter().copied()))
-            .all(txn)
-            .await?;
+        let persons = rows_about(txn, ps_persons::Entity::find(), ps_persons::Column::IdNumber, ids).await?;
+        let vehicles = rows_about(txn, ps_vehicles::Entity::find(), ps_vehicles::Column::IdNumber, ids).await?;
+        let permits = rows_about(
+            txn,
+            ps_residence_permits::Entity::find(),
+            ps_residence_permits::Column::IdNumber,
+            ids,
+        )
+        .await?;
         Ok(Rows {
             persons: by_id(persons, |r| &r.id_number),
             vehicles: ByPerson::new(vehicles, |r| &r.id_number),
