@@ -395,3 +395,56 @@ fn keys_are_generated_once_and_rotation_keeps_the_old_key_trusted() {
         "both keys must be trusted: {listed}"
     );
 }
+
+/// Whether `text` holds something shaped like a full resident ID number: 17 digits and a
+/// digit or X, not part of a longer run of digits.
+fn holds_full_id_number(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() || (i > 0 && bytes[i - 1].is_ascii_digit()) {
+            i += 1;
+            continue;
+        }
+        let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let check_x = digits == 17 && matches!(bytes.get(i + 17), Some(b'X' | b'x'));
+        if digits == 18 || check_x {
+            return Some(text[i..i + 18].to_owned());
+        }
+        i += digits.max(1);
+    }
+    None
+}
+
+#[test]
+fn a_whole_run_logs_no_full_id_number() {
+    assert_eq!(
+        holds_full_id_number("id 37100219800101123X seen").as_deref(),
+        Some("37100219800101123X")
+    );
+    assert_eq!(
+        holds_full_id_number("uuid 0123456789012345678901 and 3710****1234"),
+        None
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = prh()
+        .current_dir(dir.path())
+        .env("RUST_LOG", "debug")
+        .args(["demo", "--applications", "24", "--dir"])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    // The logs are there, at debug level, and cover every stage.
+    for line in ["application accepted", "decided", "consuming"] {
+        assert!(stderr.contains(line), "no `{line}` in the logs:\n{stderr}");
+    }
+    for (name, text) in [("stdout", &stdout), ("logs", &stderr)] {
+        assert_eq!(holds_full_id_number(text), None, "a full ID number in the {name}");
+    }
+}

@@ -7,7 +7,10 @@ mod common;
 
 use common::{Backend, isolated_settings, wait_decided};
 use ed25519_dalek::SigningKey;
-use lapin::{options::BasicConsumeOptions, types::FieldTable};
+use lapin::{
+    options::{BasicConsumeOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
 use prh::local::{self, LocalPipeline};
 use prh_common::{
     bus::{Outgoing, Publisher, Topology, connect, dead_letters, grants::Principal},
@@ -17,6 +20,7 @@ use prh_common::{
     signing::KeyPair,
     store,
 };
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -218,4 +222,147 @@ async fn department_users_reach_only_their_own_queue_and_speak_only_for_themselv
     running.stop().await.unwrap();
     local::remove_topology(&settings).await.unwrap();
     assert_eq!(prh::broker::remove_users(&settings).unwrap(), 8);
+}
+
+/// Every key path of a JSON value: `subject.persons[].name` and so on.
+fn key_paths(value: &serde_json::Value, at: &str, out: &mut BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let path = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+                out.insert(path.clone());
+                key_paths(v, &path, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for v in items {
+                key_paths(v, &format!("{at}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_department_receives_only_its_fields_on_the_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = isolated_settings(Backend::Sqlite, &dir);
+    let samples = local::prepare(&settings, 60, 13).await.unwrap();
+    let running = LocalPipeline::start(&settings).await.unwrap();
+    let topology = settings.topology();
+
+    // A spy queue gets a copy of every check request.
+    let token = CancellationToken::new();
+    let conn = connect(&settings.amqp.url, "spy", &token).await.unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let spy = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    for d in Department::ALL {
+        channel
+            .queue_bind(
+                spy.name().as_str().into(),
+                topology.checks_exchange().as_str().into(),
+                d.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+    }
+
+    // One application of each track with a co-applicant, so every department is asked.
+    let mut submitted = Vec::new();
+    for track in ["local_family", "new_employee", "migrant_worker"] {
+        let sample = samples
+            .iter()
+            .find(|s| s.application.track.as_deref() == Some(track) && !s.application.co_applicants.is_empty())
+            .unwrap_or_else(|| panic!("no {track} household with a co-applicant"));
+        let view = common::decided(
+            &running.base_url,
+            &serde_json::to_value(&sample.application).unwrap(),
+            track,
+        )
+        .await;
+        submitted.push((sample, view));
+    }
+
+    let envelope = [
+        "application_id",
+        "track",
+        "application_date",
+        "criteria",
+        "subject",
+        "subject.department",
+    ];
+    let named_persons = [
+        "subject.persons",
+        "subject.persons[].name",
+        "subject.persons[].id_number",
+        "subject.persons[].relation",
+    ];
+    let applicant = [
+        "subject.applicant",
+        "subject.applicant.name",
+        "subject.applicant.id_number",
+    ];
+    let expected: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
+        ("public_security", named_persons.to_vec()),
+        (
+            "civil_affairs",
+            [&named_persons[..], &["subject.declared_monthly_income_fen"]].concat(),
+        ),
+        (
+            "human_resources",
+            [&applicant[..], &["subject.employer", "subject.application_month"]].concat(),
+        ),
+        ("natural_resources", vec!["subject.id_numbers"]),
+        ("housing", vec!["subject.id_numbers"]),
+        ("education", applicant.to_vec()),
+    ]);
+    let mut seen = BTreeSet::new();
+    while let Some(m) = channel
+        .basic_get(spy.name().as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        let department = m.delivery.routing_key.as_str().to_owned();
+        let body: serde_json::Value = serde_json::from_slice(&m.delivery.data).unwrap();
+        let mut paths = BTreeSet::new();
+        key_paths(&body, "", &mut paths);
+        let mut want: BTreeSet<String> = envelope.iter().map(|p| p.to_string()).collect();
+        want.extend(expected[department.as_str()].iter().map(|p| p.to_string()));
+        assert_eq!(paths, want, "{department} received other fields");
+        // No phone number, and nobody's data a department is not entitled to.
+        let text = String::from_utf8_lossy(&m.delivery.data);
+        for (sample, _) in &submitted {
+            let form = &sample.application;
+            if let Some(phone) = &form.phone {
+                assert!(!text.contains(phone.as_str()), "{department} received the phone number");
+            }
+            if ["human_resources", "education"].contains(&department.as_str()) {
+                for co in &form.co_applicants {
+                    let id = co.id_number.as_deref().unwrap_or_default();
+                    assert!(!text.contains(id), "{department} received a co-applicant");
+                }
+            }
+        }
+        seen.insert(department);
+    }
+    assert_eq!(seen.len(), 6, "not every department was asked: {seen:?}");
+    for (_, view) in &submitted {
+        assert!(!view["decision"].is_null());
+    }
+
+    let _ = conn.close(200, "bye".into()).await;
+    running.stop().await.unwrap();
+    local::remove_topology(&settings).await.unwrap();
 }
