@@ -137,7 +137,15 @@ pub async fn run(mut settings: Settings, options: Options, dir: &Path) -> anyhow
         .await?
         .flatten()
         .unwrap_or(0);
-    let ids = local::submit_all(&base, &samples, 32, options.rate, || {}).await?;
+    let ids = local::submit_all(
+        &base,
+        settings.client.api_key.as_deref(),
+        &samples,
+        32,
+        options.rate,
+        || {},
+    )
+    .await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         // A cheap count: polling by 20,000 ids would load the database it measures.

@@ -14,10 +14,14 @@ fn url(settings: &Settings, path: &str) -> String {
 pub async fn submit(settings: &Settings, file: &Path, key: Option<String>) -> anyhow::Result<ExitCode> {
     let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let key = key.unwrap_or_else(|| format!("file-{}", hex::encode(&Sha256::digest(&body)[..16])));
-    let response = reqwest::Client::new()
+    let mut request = reqwest::Client::new()
         .post(url(settings, "/v1/applications"))
         .header("content-type", "application/json")
-        .header("idempotency-key", key)
+        .header("idempotency-key", key);
+    if let Some(api_key) = &settings.client.api_key {
+        request = request.header("x-api-key", api_key);
+    }
+    let response = request
         .body(body)
         .send()
         .await

@@ -52,7 +52,7 @@ async fn drive(settings: &Settings, base: &str, samples: &[SampleApplication], d
     );
     bar.set_message("submitting");
     let counter = bar.clone();
-    let ids: Vec<String> = local::submit_all(base, samples, 16, None, move || counter.inc(1))
+    let ids: Vec<String> = local::submit_all(base, None, samples, 16, None, move || counter.inc(1))
         .await?
         .iter()
         .map(|id| id.to_string())

@@ -45,11 +45,12 @@ pub fn throwaway(settings: &mut Settings, dir: &std::path::Path, prefix: &str) -
     Ok(())
 }
 
-/// Submits every sample over HTTP, `concurrency` at a time and, with `rate`, no faster
-/// than that many per second; calls `on_accepted` after each. Returns the application ids
-/// in sample order.
+/// Submits every sample over HTTP (with `api_key` as `X-Api-Key` when given),
+/// `concurrency` at a time and, with `rate`, no faster than that many per second; calls
+/// `on_accepted` after each. Returns the application ids in sample order.
 pub async fn submit_all(
     base: &str,
+    api_key: Option<&str>,
     samples: &[SampleApplication],
     concurrency: usize,
     rate: Option<f64>,
@@ -65,21 +66,21 @@ pub async fn submit_all(
             t.tick().await;
         }
         let permit = slots.clone().acquire_owned().await?;
-        let (client, url, body, done) = (
+        let (client, url, body, done, api_key) = (
             client.clone(),
             format!("{base}/v1/applications"),
             sample.application.clone(),
             on_accepted.clone(),
+            api_key.map(str::to_owned),
         );
         let key = format!("{run}-{i}");
         tasks.spawn(async move {
             let _permit = permit;
-            let response = client
-                .post(url)
-                .header("idempotency-key", key)
-                .json(&body)
-                .send()
-                .await?;
+            let mut request = client.post(url).header("idempotency-key", key);
+            if let Some(api_key) = api_key {
+                request = request.header("x-api-key", api_key);
+            }
+            let response = request.json(&body).send().await?;
             let status = response.status();
             let json: serde_json::Value = response.json().await?;
             if status.as_u16() != 202 {

@@ -1,6 +1,7 @@
 //! `prh`: the command line of PRH. Each subcommand starts one component or does one
 //! operator task; the logic lives in the library crates.
 
+mod audit;
 mod bench;
 mod client;
 mod demo;
@@ -98,6 +99,11 @@ enum Command {
         /// Trust this public key file (base64) instead of the configured keys.
         #[arg(long)]
         key: Option<PathBuf>,
+    },
+    /// The evidence trail of an application: a hash chain of what happened to it.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Per-component broker users: declare the topology with amqp.url (an
     /// administrator), create one user per component with only the rights it needs, and
@@ -205,6 +211,16 @@ enum RegistryCommand {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the chain and name the first broken link. Exit status 0 only when it is
+    /// whole.
+    Verify {
+        /// Application id or reference (GZF-…).
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum BrokerCommand {
     /// Declare the topology and create (or re-key) every component's user.
     Setup,
@@ -272,6 +288,9 @@ fn main() -> ExitCode {
             Command::Submit { file, idempotency_key } => client::submit(&settings, &file, idempotency_key).await,
             Command::Status { id, json } => client::status(&settings, &id, json).await,
             Command::Verify { target, key } => client::verify(&settings, &target, key.as_deref()).await,
+            Command::Audit {
+                command: AuditCommand::Verify { id },
+            } => audit::verify(&settings, &id).await,
             Command::Broker {
                 command: BrokerCommand::Setup,
             } => run::broker_setup(&settings).await,

@@ -448,3 +448,51 @@ fn a_whole_run_logs_no_full_id_number() {
         assert_eq!(holds_full_id_number(text), None, "a full ID number in the {name}");
     }
 }
+
+#[test]
+fn an_edited_audit_trail_fails_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("demo");
+    let demo = prh()
+        .current_dir(dir.path())
+        .args(["demo", "--applications", "6", "--dir"])
+        .arg(&work)
+        .output()
+        .unwrap();
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let verify = || {
+        let out = prh()
+            .current_dir(dir.path())
+            .env("PRH__DATA_DIR", &work)
+            .args(["audit", "verify", "GZF-2026-000001"])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, text) = verify();
+    assert_eq!(code, Some(0), "{text}");
+    for kind in ["submitted", "dispatched", "finding", "decision"] {
+        assert!(text.contains(kind), "no {kind} event: {text}");
+    }
+
+    // Quietly rewrite what one department answered.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use sea_orm::{ConnectionTrait, Statement};
+        let url = format!("sqlite://{}?mode=rw", work.join("prh.db").display());
+        let db = sea_orm::Database::connect(&url).await.unwrap();
+        let edited = db
+            .execute_raw(Statement::from_string(
+                db.get_database_backend(),
+                "UPDATE audit_events SET payload = replace(payload, 'key_id', 'kid') \
+                 WHERE seq = 3 AND application_id = \
+                 (SELECT id FROM applications WHERE reference = 'GZF-2026-000001')",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(edited.rows_affected(), 1);
+    });
+    let (code, text) = verify();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("BROKEN: event 3 (finding) was altered"), "{text}");
+}

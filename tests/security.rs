@@ -366,3 +366,41 @@ async fn each_department_receives_only_its_fields_on_the_wire() {
     running.stop().await.unwrap();
     local::remove_topology(&settings).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_channel_submits_with_its_own_key_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = isolated_settings(Backend::Sqlite, &dir);
+    let (portal, window) = ("portal-key-for-the-test-0001", "window-key-for-the-test-0002");
+    settings.intake.api_keys = BTreeMap::from([("portal".into(), portal.into()), ("window".into(), window.into())]);
+    let samples = local::prepare(&settings, 4, 17).await.unwrap();
+    let running = LocalPipeline::start(&settings).await.unwrap();
+    let client = reqwest::Client::new();
+    let post = |key: Option<&str>| {
+        let mut request = client
+            .post(format!("{}/v1/applications", running.base_url))
+            .json(&samples[0].application);
+        if let Some(k) = key {
+            request = request.header("x-api-key", k);
+        }
+        request.send()
+    };
+
+    for (key, expected) in [
+        (None, "X-Api-Key is required"),
+        (Some("not-a-key-of-anybody"), "not the key"),
+    ] {
+        let refused = post(key).await.unwrap();
+        assert_eq!(refused.status().as_u16(), 401);
+        let body: serde_json::Value = refused.json().await.unwrap();
+        assert!(body.to_string().contains(expected), "{body}");
+    }
+    let accepted = post(Some(window)).await.unwrap();
+    assert_eq!(accepted.status().as_u16(), 202);
+    let receipt: serde_json::Value = accepted.json().await.unwrap();
+    let view = wait_decided(&running.base_url, receipt["application_id"].as_str().unwrap()).await;
+    assert_eq!(view["channel"], "window", "{view}");
+
+    running.stop().await.unwrap();
+    local::remove_topology(&settings).await.unwrap();
+}

@@ -45,15 +45,30 @@ pub enum Benefit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
-    /// HTTP API (爱山东 app, 政务服务网, service windows).
+    /// The 爱山东 app, with its intake API key.
+    App,
+    /// The government web portal (政务服务网), with its key.
+    Portal,
+    /// A service window (服务窗口), with its key.
+    Window,
+    /// A partner system over HTTP, with its key.
+    Partner,
+    /// The HTTP API where no API keys are configured (development).
     Http,
-    /// The `prh.intake` AMQP queue (partner systems).
+    /// The `prh.intake` AMQP queue (partner systems, known by their broker login).
     Amqp,
 }
 
 impl Channel {
+    /// The channels that submit over HTTP with an API key of their own.
+    pub const KEYED: [Channel; 4] = [Channel::App, Channel::Portal, Channel::Window, Channel::Partner];
+
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::App => "app",
+            Self::Portal => "portal",
+            Self::Window => "window",
+            Self::Partner => "partner",
             Self::Http => "http",
             Self::Amqp => "amqp",
         }

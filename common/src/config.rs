@@ -115,6 +115,11 @@ pub struct IntakeSettings {
     pub relay_batch: u64,
     /// How often the relay looks for rows written by other processes, in milliseconds.
     pub relay_poll_ms: u64,
+    /// API key of each intake channel (`app`, `portal`, `window`, `partner`), e.g. from
+    /// `PRH__INTAKE__API_KEYS__PORTAL`. When any is set, every HTTP submission must carry
+    /// one in `X-Api-Key`, and the application records the channel it belongs to. None
+    /// set: submissions are taken without a key, as channel `http` (development).
+    pub api_keys: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,6 +162,9 @@ pub struct PolicySettings {
 pub struct ClientSettings {
     /// Intake API used by `prh submit`, `prh status` and `prh verify NUMBER`.
     pub intake_url: String,
+    /// The channel's API key `prh submit` and `prh bench --external` send (`X-Api-Key`),
+    /// e.g. from `PRH__CLIENT__API_KEY`, where intake requires one.
+    pub api_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -225,6 +233,7 @@ impl Default for IntakeSettings {
             concurrency: 8,
             relay_batch: 256,
             relay_poll_ms: 500,
+            api_keys: Default::default(),
         }
     }
 }
@@ -255,6 +264,7 @@ impl Default for ClientSettings {
     fn default() -> Self {
         Self {
             intake_url: "http://127.0.0.1:8080".into(),
+            api_key: None,
         }
     }
 }

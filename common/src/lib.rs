@@ -2,6 +2,7 @@
 //! the bus, storage, configuration and telemetry.
 
 pub mod application;
+pub mod audit;
 pub mod bus;
 pub mod certificate;
 pub mod config;

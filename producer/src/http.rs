@@ -1,6 +1,7 @@
 //! The intake HTTP API: submit an application, follow it, fetch and verify a certificate,
 //! the public keys, the OpenAPI document and the health probes.
 
+use crate::channels::{ChannelKeys, Refusal};
 use crate::{
     intake::{Intake, Receipt, SubmitError},
     status::{self, ApplicationView, CertificateView},
@@ -14,13 +15,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use prh_common::{
-    application::{ApplicationForm, Channel},
-    bus::Health,
-    config::Settings,
-    id_number::redact,
-    signing::KeyRing,
-};
+use prh_common::{application::ApplicationForm, bus::Health, config::Settings, id_number::redact, signing::KeyRing};
 use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -29,6 +24,8 @@ use utoipa::{OpenApi, ToSchema};
 #[derive(Clone)]
 pub struct ApiState {
     pub intake: Arc<Intake>,
+    /// Each channel's API key; the key of a submission decides its channel.
+    pub channels: Arc<ChannelKeys>,
     /// Read per request: the collector may create or rotate the key after intake starts.
     pub settings: Arc<Settings>,
     pub health: Health,
@@ -133,15 +130,30 @@ pub fn parse_form(body: &[u8]) -> Result<ApplicationForm, FieldError> {
 /// Submit an application (申请).
 #[utoipa::path(
     post, path = "/v1/applications", request_body = ApplicationForm,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body return the first answer")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and body return the first answer"),
+        ("X-Api-Key" = Option<String>, Header, description = "The submitting channel's key; required when intake.api_keys are configured"),
+    ),
     responses(
         (status = 202, description = "Accepted; the departments are being asked", body = Receipt),
+        (status = 401, description = "X-Api-Key missing or unknown (when intake.api_keys are configured)"),
         (status = 409, description = "Idempotency-Key reused with a different body"),
         (status = 413, description = "Body too large"),
         (status = 422, description = "Field-level errors", body = FieldErrors),
     )
 )]
 async fn submit(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
+    let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    let channel = match state.channels.identify(api_key) {
+        Ok(channel) => channel,
+        Err(Refusal::Missing) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "X-Api-Key is required: each intake channel (app, portal, window, partner) has its own key",
+            );
+        }
+        Err(Refusal::Unknown) => return error(StatusCode::UNAUTHORIZED, "X-Api-Key is not the key of any channel"),
+    };
     let form = match parse_form(&body) {
         Ok(f) => f,
         Err(e) => {
@@ -156,7 +168,7 @@ async fn submit(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) 
     if key.is_some_and(|k| k.len() > 200) {
         return error(StatusCode::BAD_REQUEST, "Idempotency-Key is longer than 200 characters");
     }
-    match state.intake.submit(&form, key, Channel::Http).await {
+    match state.intake.submit(&form, key, channel).await {
         Ok(receipt) => (StatusCode::ACCEPTED, Json(receipt)).into_response(),
         Err(SubmitError::Invalid(errors)) => {
             (StatusCode::UNPROCESSABLE_ENTITY, Json(FieldErrors { errors })).into_response()

@@ -4,11 +4,13 @@
 use crate::validate::{self, FieldError, Limits};
 use prh_common::{
     application::{ApplicationForm, Channel},
+    audit::kinds as audit_kinds,
     bus::{Outgoing, Topology},
     contract::{CheckRequest, headers, kinds},
     dates::add_working_days,
     policy_set::PolicySet,
     store::{
+        audit,
         db::is_transient,
         group_commit::{GroupCommit, Unit},
         outbox,
@@ -21,6 +23,7 @@ use sea_orm::{
     sea_query::{CaseStatement, Expr},
 };
 use serde::Serialize;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::{collections::HashMap, sync::Arc};
 use tokio::sync::Notify;
@@ -73,6 +76,8 @@ pub struct Prepared {
     id: Uuid,
     year: String,
     requests: Vec<Outgoing>,
+    /// What the audit trail's `submitted` event records besides the reference.
+    submitted: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Writes prepared applications; the unit of intake's group commit.
@@ -116,6 +121,27 @@ impl Unit for Writer {
             .await?;
         let requests: Vec<Outgoing> = batch.iter().flat_map(|p| p.requests.iter().cloned()).collect();
         outbox::enqueue_all(txn, ORIGIN, &requests).await?;
+        let mut events = Vec::with_capacity(batch.len() * 2);
+        for (p, reference) in batch.iter().zip(&references) {
+            let mut submitted = p.submitted.clone();
+            submitted.insert("reference".into(), reference.clone().into());
+            events.push(audit::Event {
+                application_id: p.id,
+                kind: audit_kinds::SUBMITTED,
+                payload: submitted.into(),
+            });
+            let asked: Vec<serde_json::Value> = p
+                .requests
+                .iter()
+                .map(|r| json!({ "department": r.routing_key, "message_id": r.message_id }))
+                .collect();
+            events.push(audit::Event {
+                application_id: p.id,
+                kind: audit_kinds::DISPATCHED,
+                payload: json!({ "check_requests": asked }),
+            });
+        }
+        audit::append(txn, chrono::Utc::now(), events).await?;
         Ok(references)
     }
 }
@@ -173,11 +199,18 @@ impl Intake {
                 body: serde_json::to_vec(&request).map_err(|e| DbErr::Custom(e.to_string()))?,
             });
         }
+        let submitted = json!({
+            "channel": channel.as_str(),
+            "track": application.track.as_str(),
+            "request_sha256": hash,
+            "policy_version": policy.version,
+        });
         let prepared = Prepared {
             row,
             id,
             year: today.format("%Y").to_string(),
             requests,
+            submitted: submitted.as_object().cloned().unwrap_or_default(),
         };
         let reference = match self.commits.run(prepared).await {
             Ok(reference) => reference,

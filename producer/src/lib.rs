@@ -2,6 +2,7 @@
 //! intake queue, and writes applications with their check requests to the outbox.
 
 pub mod amqp;
+pub mod channels;
 pub mod http;
 pub mod intake;
 pub mod service;

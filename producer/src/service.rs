@@ -3,6 +3,7 @@
 
 use crate::{
     amqp::IntakeConsumer,
+    channels::ChannelKeys,
     http::{ApiState, router},
     intake::{Intake, ORIGIN, Writer},
     validate::Limits,
@@ -28,6 +29,10 @@ pub async fn run(
     let db = store::connect(&settings.pipeline_db()).await?;
     store::db::require_table(&db, "applications", "pipeline database").await?;
     let policies = Arc::new(settings.policies().context("loading the policy")?);
+    let channels = Arc::new(ChannelKeys::from_settings(&settings.intake.api_keys)?);
+    if !channels.required() {
+        tracing::warn!("no intake.api_keys: submissions are taken without a key (development only)");
+    }
     let topology = settings.topology();
     let relay = Relay::new(&settings, db.clone(), ORIGIN, health.clone());
     let intake = Arc::new(Intake {
@@ -64,6 +69,7 @@ pub async fn run(
     let app = router(
         ApiState {
             intake,
+            channels,
             settings: Arc::new(settings),
             health,
         },

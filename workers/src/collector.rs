@@ -4,6 +4,7 @@
 
 use prh_common::{
     application::Application,
+    audit::kinds as audit_kinds,
     bus::{Disposition, Handler, Incoming, Outgoing, Publisher, Topology, grants::Principal},
     certificate::{Certificate, Issuer},
     contract::{DecisionEvent, Finding, headers, kinds},
@@ -14,6 +15,7 @@ use prh_common::{
     policy_set::PolicySet,
     signing::{DepartmentKeys, KeyError, KeyPair, SignatureError},
     store::{
+        audit,
         db::is_transient,
         group_commit::{GroupCommit, Unit},
         outbox,
@@ -25,6 +27,8 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
     QuerySelect, sea_query::Expr,
 };
+use serde_json::json;
+use sha2::{Digest, Sha256};
 use std::{
     collections::{HashMap, HashSet},
     path::{Path, PathBuf},
@@ -157,7 +161,8 @@ impl TrustedSigners {
 }
 
 impl Unit for Decider {
-    type Job = (Finding, String);
+    /// The finding, its trace context and how it was signed.
+    type Job = (Finding, String, Evidence);
     type Out = Stored;
 
     fn apply<'a>(
@@ -167,6 +172,14 @@ impl Unit for Decider {
     ) -> impl std::future::Future<Output = Result<Vec<Stored>, DbErr>> + Send + 'a {
         self.store(txn, jobs)
     }
+}
+
+/// How a finding was signed, for the audit trail.
+pub struct Evidence {
+    pub key_id: String,
+    pub signature: String,
+    /// SHA-256 of the exact body the signature covers, in hex.
+    pub body_sha256: String,
 }
 
 /// What a decision did, for the metrics recorded once it is committed.
@@ -213,7 +226,16 @@ impl Handler for Collector {
             trace_id = trace::trace_id(&traceparent).unwrap_or_default(),
         );
         let department = finding.department.as_str();
-        let result = self.commits.run((finding, traceparent)).instrument(span.clone()).await;
+        let evidence = Evidence {
+            key_id,
+            signature,
+            body_sha256: hex::encode(Sha256::digest(msg.body)),
+        };
+        let result = self
+            .commits
+            .run((finding, traceparent, evidence))
+            .instrument(span.clone())
+            .await;
         if result.is_ok() {
             metrics::counter!(m::FINDINGS, "department" => department).increment(1);
         }
@@ -248,9 +270,13 @@ impl Handler for Collector {
 impl Decider {
     /// Stores a batch of findings and decides every application they complete, with a
     /// handful of statements per batch rather than per finding.
-    async fn store(&self, txn: &DatabaseTransaction, jobs: &[(Finding, String)]) -> Result<Vec<Stored>, DbErr> {
+    async fn store(
+        &self,
+        txn: &DatabaseTransaction,
+        jobs: &[(Finding, String, Evidence)],
+    ) -> Result<Vec<Stored>, DbErr> {
         let now = chrono::Utc::now();
-        let mut ids: Vec<Uuid> = jobs.iter().map(|(f, _)| f.application_id).collect();
+        let mut ids: Vec<Uuid> = jobs.iter().map(|(f, ..)| f.application_id).collect();
         ids.sort_unstable();
         ids.dedup();
         // Touch the applications first: this takes their row locks on PostgreSQL and the
@@ -268,27 +294,50 @@ impl Decider {
             .into_iter()
             .map(|row| (row.id, row))
             .collect();
-        let rows = jobs
-            .iter()
-            .filter(|(f, _)| apps.contains_key(&f.application_id))
-            .map(|(f, _)| {
-                Ok(findings::ActiveModel {
-                    application_id: Set(f.application_id),
-                    department: Set(f.department.to_string()),
-                    payload: Set(serde_json::to_value(f).map_err(|e| DbErr::Custom(e.to_string()))?),
-                    received_at: Set(now),
-                    ..Default::default()
-                })
-            })
-            .collect::<Result<Vec<_>, DbErr>>()?;
-        if rows.is_empty() {
+        // The first answer of a department stands: a redelivered finding, or a second one
+        // in this batch, is neither stored again nor recorded again.
+        let mut answered: HashSet<(Uuid, String)> = findings::Entity::find()
+            .select_only()
+            .columns([findings::Column::ApplicationId, findings::Column::Department])
+            .filter(findings::Column::ApplicationId.is_in(apps.keys().copied().collect::<Vec<_>>()))
+            .into_tuple::<(Uuid, String)>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect();
+        let mut rows = Vec::new();
+        let mut trail = Vec::new();
+        for (f, _, evidence) in jobs {
+            if !apps.contains_key(&f.application_id) || !answered.insert((f.application_id, f.department.to_string())) {
+                continue;
+            }
+            rows.push(findings::ActiveModel {
+                application_id: Set(f.application_id),
+                department: Set(f.department.to_string()),
+                payload: Set(serde_json::to_value(f).map_err(|e| DbErr::Custom(e.to_string()))?),
+                received_at: Set(now),
+                ..Default::default()
+            });
+            trail.push(audit::Event {
+                application_id: f.application_id,
+                kind: audit_kinds::FINDING,
+                payload: json!({
+                    "department": f.department,
+                    "key_id": evidence.key_id,
+                    "signature": evidence.signature,
+                    "body_sha256": evidence.body_sha256,
+                }),
+            });
+        }
+        if apps.is_empty() {
             return Ok(vec![Stored::UnknownApplication; jobs.len()]);
         }
-        // A redelivered finding is already stored: the first answer of a department stands.
-        findings::Entity::insert_many(rows)
-            .on_conflict_do_nothing_on([findings::Column::ApplicationId, findings::Column::Department])
-            .exec_without_returning(txn)
-            .await?;
+        if !rows.is_empty() {
+            findings::Entity::insert_many(rows)
+                .on_conflict_do_nothing_on([findings::Column::ApplicationId, findings::Column::Department])
+                .exec_without_returning(txn)
+                .await?;
+        }
 
         let known: Vec<Uuid> = apps.keys().copied().collect();
         let decided: HashSet<Uuid> = decisions::Entity::find()
@@ -316,11 +365,11 @@ impl Decider {
         let last: HashMap<Uuid, usize> = jobs
             .iter()
             .enumerate()
-            .map(|(i, (f, _))| (f.application_id, i))
+            .map(|(i, (f, ..))| (f.application_id, i))
             .collect();
         let mut writes = Writes::default();
         let mut out = Vec::with_capacity(jobs.len());
-        for (i, (finding, traceparent)) in jobs.iter().enumerate() {
+        for (i, (finding, traceparent, _)) in jobs.iter().enumerate() {
             let id = finding.application_id;
             let Some(app_row) = apps.get(&id) else {
                 out.push(Stored::UnknownApplication);
@@ -348,7 +397,9 @@ impl Decider {
                 Stored::Waiting
             });
         }
+        trail.append(&mut writes.trail);
         writes.apply(txn, now).await?;
+        audit::append(txn, now, trail).await?;
         Ok(out)
     }
 
@@ -370,6 +421,15 @@ impl Decider {
         })?;
         let decision = policy::decide(policy, application, findings);
         let reference = app_row.reference.clone().unwrap_or_default();
+        writes.trail.push(audit::Event {
+            application_id: app_row.id,
+            kind: audit_kinds::DECISION,
+            payload: json!({
+                "outcome": decision.outcome.as_str(),
+                "policy_version": decision.policy_version,
+                "reasons": decision.reasons(),
+            }),
+        });
         writes.decisions.push(decisions::ActiveModel {
             application_id: Set(app_row.id),
             outcome: Set(decision.outcome.as_str().into()),
@@ -396,6 +456,15 @@ impl Decider {
         if let Some(cert) = certificate {
             let signed = cert.sign(&self.key);
             let document = String::from_utf8(signed.to_file_bytes()).map_err(|e| DbErr::Custom(e.to_string()))?;
+            writes.trail.push(audit::Event {
+                application_id: app_row.id,
+                kind: audit_kinds::CERTIFICATE,
+                payload: json!({
+                    "number": signed.certificate.number,
+                    "key_id": signed.signature.key_id,
+                    "document_sha256": hex::encode(Sha256::digest(document.as_bytes())),
+                }),
+            });
             writes.certificates.push(certificates::ActiveModel {
                 number: Set(signed.certificate.number.clone()),
                 application_id: Set(app_row.id),
@@ -456,6 +525,8 @@ struct Writes {
     certificates: Vec<certificates::ActiveModel>,
     statuses: HashMap<(&'static str, String), Vec<Uuid>>,
     events: Vec<Outgoing>,
+    /// The decision and certificate events of the audit trail.
+    trail: Vec<audit::Event>,
 }
 
 impl Writes {

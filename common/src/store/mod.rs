@@ -1,6 +1,7 @@
 //! Storage: connecting to SQLite or PostgreSQL, the pipeline's entities, the department
 //! registries' entities, and the transactional outbox with its relay.
 
+pub mod audit;
 pub mod db;
 pub mod group_commit;
 pub mod outbox;

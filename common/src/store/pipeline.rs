@@ -111,3 +111,28 @@ pub mod status {
     pub const REJECTED: &str = "rejected";
     pub const REFERRED: &str = "referred";
 }
+
+/// One event of an application's audit trail (`crate::audit`); rows are only ever added.
+pub mod audit_events {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub application_id: Uuid,
+        pub seq: i32,
+        pub kind: String,
+        pub at: DateTimeUtc,
+        #[sea_orm(column_type = "Text")]
+        pub payload: String,
+        pub prev_hash: String,
+        pub hash: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
