@@ -1,13 +1,17 @@
 //! Property tests of every decoder of outside input: application forms, check requests,
-//! findings and registry export lines. Whatever comes in, no decoder panics, every
-//! rejection says what is wrong, and no error repeats a full ID number. (Certificate files
-//! are covered byte by byte in `common/src/certificate.rs`.)
+//! findings, certificate files and registry export lines. Whatever comes in, no decoder
+//! panics, every rejection says what is wrong, and no error repeats a full ID number.
+//! (Every single changed byte of a certificate is also tried in `common/src/certificate.rs`.)
 
+use ed25519_dalek::SigningKey;
 use prh_common::{
-    application::{ApplicationForm, PersonForm},
-    contract::{CheckRequest, Finding},
+    application::{ApplicationForm, Benefit, PersonForm, Relation},
+    certificate::{Certificate, CertifiedPerson, SignedCertificate},
+    contract::{AssistanceCategory, CheckRequest, Finding},
     department::Department,
+    department::Track,
     records::{Record, parse_line},
+    signing::{KeyPair, KeyRing},
 };
 use prh_producer::validate::{self, Limits};
 use prh_workers::seed::Generator;
@@ -97,6 +101,39 @@ fn export_lines() -> Vec<(Department, String)> {
         .collect()
 }
 
+/// A signed certificate file and the key ring that verifies it.
+fn certificate_file() -> (Vec<u8>, KeyRing) {
+    let key = KeyPair::from_key(SigningKey::from_bytes(&[3; 32]));
+    let mut ring = KeyRing::default();
+    ring.add(key.verifying_key());
+    let person = CertifiedPerson {
+        name: "张三".into(),
+        id_number_masked: "3710**********123X".into(),
+        relation: Relation::Applicant,
+    };
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+    let certificate = Certificate {
+        number: "WHZG-2026-000001".into(),
+        application_id: uuid::Uuid::nil(),
+        reference: "GZF-2026-000001".into(),
+        applicant: person.clone(),
+        household: vec![person],
+        track: Track::LocalFamily,
+        priority_group: 1,
+        assistance_category: AssistanceCategory::None,
+        benefit: Benefit::RentSubsidy,
+        monthly_subsidy_fen: Some(60_000),
+        policy_version: "v1".into(),
+        thresholds: Default::default(),
+        issued_on: day,
+        valid_from: day,
+        valid_until: day,
+        issuing_authority: "威海市住房和城乡建设局".into(),
+        key_id: key.key_id().into(),
+    };
+    (certificate.sign(&key).to_file_bytes(), ring)
+}
+
 /// `text` with the byte at `at` (modulo its length) replaced by `by`.
 fn mutate(text: &str, at: usize, by: u8) -> Vec<u8> {
     let mut bytes = text.as_bytes().to_vec();
@@ -144,6 +181,21 @@ proptest! {
             }
             if let Err(e) = serde_json::from_slice::<Finding>(&input) {
                 prop_assert!(e.to_string().contains("line"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn certificate_files_verify_only_unchanged(bytes in proptest::collection::vec(any::<u8>(), 0..512), at in any::<usize>(), by in any::<u8>()) {
+        let (genuine, ring) = certificate_file();
+        prop_assert!(SignedCertificate::verify_file(&genuine, &ring).is_ok());
+        let mut changed = genuine.clone();
+        let i = at % changed.len();
+        changed[i] = by;
+        for input in [bytes, changed] {
+            match SignedCertificate::verify_file(&input, &ring) {
+                Ok(_) => prop_assert_eq!(&input, &genuine, "a changed file verified"),
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
             }
         }
     }
