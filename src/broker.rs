@@ -4,7 +4,7 @@
 
 use anyhow::{Context, bail};
 use lapin::uri::{AMQPScheme, AMQPUri};
-use prh_common::{bus::connect, bus::grants::Principal, config::Settings};
+use prh_common::{bus::connect, bus::grants::Principal, config::Settings, signing::write_private};
 use rand::RngExt;
 use std::{
     io::Write,
@@ -150,16 +150,4 @@ fn rabbitmqctl(args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Writes a file only its owner can read, from the moment it exists.
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(text.as_bytes())
 }

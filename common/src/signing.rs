@@ -98,8 +98,9 @@ impl KeyPair {
     }
 }
 
-/// Writes a new file that only its owner can read, from the moment it exists.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+/// Writes a new file that only its owner can read, from the moment it exists (keys,
+/// credentials).
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
