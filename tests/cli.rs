@@ -66,6 +66,8 @@ fn every_subcommand_has_help() {
         "status",
         "verify",
         "keys",
+        "broker",
+        "audit",
         "demo",
     ] {
         let out = prh().args([sub, "--help"]).output().unwrap();
