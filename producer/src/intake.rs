@@ -141,7 +141,7 @@ impl Unit for Writer {
                 payload: json!({ "check_requests": asked }),
             });
         }
-        audit::append(txn, chrono::Utc::now(), events).await?;
+        audit::start(txn, chrono::Utc::now(), events).await?;
         Ok(references)
     }
 }

@@ -294,21 +294,29 @@ impl Decider {
             .into_iter()
             .map(|row| (row.id, row))
             .collect();
-        // The first answer of a department stands: a redelivered finding, or a second one
-        // in this batch, is neither stored again nor recorded again.
-        let mut answered: HashSet<(Uuid, String)> = findings::Entity::find()
-            .select_only()
-            .columns([findings::Column::ApplicationId, findings::Column::Department])
+        // The answers already stored. The applications' locks, taken above, keep them
+        // current until this transaction ends. The first answer of a department stands: a
+        // redelivered finding, or a second one in this batch, is neither stored nor
+        // recorded again.
+        let mut stored: HashMap<Uuid, Vec<Finding>> = HashMap::new();
+        for row in findings::Entity::find()
             .filter(findings::Column::ApplicationId.is_in(apps.keys().copied().collect::<Vec<_>>()))
-            .into_tuple::<(Uuid, String)>()
             .all(txn)
             .await?
-            .into_iter()
+        {
+            let finding: Finding = serde_json::from_value(row.payload)
+                .map_err(|e| DbErr::Custom(format!("stored finding unreadable: {e}")))?;
+            stored.entry(row.application_id).or_default().push(finding);
+        }
+        let mut answered: HashSet<(Uuid, Department)> = stored
+            .values()
+            .flatten()
+            .map(|f| (f.application_id, f.department))
             .collect();
         let mut rows = Vec::new();
         let mut trail = Vec::new();
         for (f, _, evidence) in jobs {
-            if !apps.contains_key(&f.application_id) || !answered.insert((f.application_id, f.department.to_string())) {
+            if !apps.contains_key(&f.application_id) || !answered.insert((f.application_id, f.department)) {
                 continue;
             }
             rows.push(findings::ActiveModel {
@@ -328,6 +336,7 @@ impl Decider {
                     "body_sha256": evidence.body_sha256,
                 }),
             });
+            stored.entry(f.application_id).or_default().push(f.clone());
         }
         if apps.is_empty() {
             return Ok(vec![Stored::UnknownApplication; jobs.len()]);
@@ -349,17 +358,6 @@ impl Decider {
             .await?
             .into_iter()
             .collect();
-        let open: Vec<Uuid> = known.into_iter().filter(|id| !decided.contains(id)).collect();
-        let mut stored: HashMap<Uuid, Vec<Finding>> = HashMap::new();
-        for row in findings::Entity::find()
-            .filter(findings::Column::ApplicationId.is_in(open))
-            .all(txn)
-            .await?
-        {
-            let finding: Finding = serde_json::from_value(row.payload)
-                .map_err(|e| DbErr::Custom(format!("stored finding unreadable: {e}")))?;
-            stored.entry(row.application_id).or_default().push(finding);
-        }
 
         // Of several findings of one application in the batch, the last one decides.
         let last: HashMap<Uuid, usize> = jobs

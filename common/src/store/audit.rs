@@ -4,7 +4,9 @@
 use super::pipeline::audit_events;
 use crate::audit::{Link, next};
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -27,14 +29,39 @@ pub async fn append<C: ConnectionTrait>(db: &C, at: DateTime<Utc>, events: Vec<E
     ids.sort_unstable();
     ids.dedup();
     let mut ends: HashMap<Uuid, (i32, String)> = HashMap::new();
-    for row in audit_events::Entity::find()
+    for (id, seq, hash) in audit_events::Entity::find()
+        .select_only()
+        .columns([
+            audit_events::Column::ApplicationId,
+            audit_events::Column::Seq,
+            audit_events::Column::Hash,
+        ])
         .filter(audit_events::Column::ApplicationId.is_in(ids))
         .order_by_asc(audit_events::Column::Seq)
+        .into_tuple::<(Uuid, i32, String)>()
         .all(db)
         .await?
     {
-        ends.insert(row.application_id, (row.seq, row.hash));
+        ends.insert(id, (seq, hash));
     }
+    insert(db, at, events, ends).await
+}
+
+/// Starts the chains of applications written in this transaction (no event yet), without
+/// reading anything first.
+pub async fn start<C: ConnectionTrait>(db: &C, at: DateTime<Utc>, events: Vec<Event>) -> Result<(), DbErr> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    insert(db, at, events, HashMap::new()).await
+}
+
+async fn insert<C: ConnectionTrait>(
+    db: &C,
+    at: DateTime<Utc>,
+    events: Vec<Event>,
+    mut ends: HashMap<Uuid, (i32, String)>,
+) -> Result<(), DbErr> {
     let mut rows = Vec::with_capacity(events.len());
     for event in events {
         let last = ends.get(&event.application_id).map(|(s, h)| (*s, h.as_str()));
