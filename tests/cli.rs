@@ -1,7 +1,7 @@
 //! The `prh` binary as a user runs it: the demo ends with verified certificates, and
 //! `prh verify` accepts a genuine certificate file and rejects one with a byte changed.
 
-use std::process::Command;
+use std::{path::PathBuf, process::Command};
 
 fn prh() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_prh"));
@@ -11,16 +11,24 @@ fn prh() -> Command {
     cmd
 }
 
+/// Runs `prh demo` with `applications` in `<dir>/demo` (returned) and `log_filter` as
+/// RUST_LOG when given.
+fn demo(dir: &std::path::Path, applications: usize, log_filter: Option<&str>) -> (std::process::Output, PathBuf) {
+    let work = dir.join("demo");
+    let mut cmd = prh();
+    cmd.current_dir(dir)
+        .args(["demo", "--applications", &applications.to_string(), "--dir"])
+        .arg(&work);
+    if let Some(filter) = log_filter {
+        cmd.env("RUST_LOG", filter);
+    }
+    (cmd.output().unwrap(), work)
+}
+
 #[test]
 fn demo_issues_certificates_that_verify_and_tampering_is_caught() {
     let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("demo");
-    let out = prh()
-        .current_dir(dir.path())
-        .args(["demo", "--applications", "24", "--dir"])
-        .arg(&work)
-        .output()
-        .unwrap();
+    let (out, work) = demo(dir.path(), 24, None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -430,13 +438,7 @@ fn a_whole_run_logs_no_full_id_number() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let out = prh()
-        .current_dir(dir.path())
-        .env("RUST_LOG", "debug")
-        .args(["demo", "--applications", "24", "--dir"])
-        .arg(dir.path().join("demo"))
-        .output()
-        .unwrap();
+    let (out, _) = demo(dir.path(), 24, Some("debug"));
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -454,14 +456,8 @@ fn a_whole_run_logs_no_full_id_number() {
 #[test]
 fn an_edited_audit_trail_fails_verification() {
     let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("demo");
-    let demo = prh()
-        .current_dir(dir.path())
-        .args(["demo", "--applications", "6", "--dir"])
-        .arg(&work)
-        .output()
-        .unwrap();
-    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let (out, work) = demo(dir.path(), 6, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let verify = || {
         let out = prh()
             .current_dir(dir.path())

@@ -77,7 +77,7 @@ pub struct Prepared {
     year: String,
     requests: Vec<Outgoing>,
     /// What the audit trail's `submitted` event records besides the reference.
-    submitted: serde_json::Map<String, serde_json::Value>,
+    submitted: serde_json::Value,
 }
 
 /// Writes prepared applications; the unit of intake's group commit.
@@ -88,8 +88,8 @@ impl Unit for Writer {
     /// The application's reference.
     type Out = String;
 
-    /// Writes a batch with four statements whatever its size: the rows, their sequence
-    /// numbers, their references and every check request.
+    /// Writes a batch with five statements whatever its size: the rows, their sequence
+    /// numbers, their references, every check request and the start of each audit trail.
     async fn apply(&self, txn: &DatabaseTransaction, batch: &[Prepared]) -> Result<Vec<String>, DbErr> {
         let ids: Vec<Uuid> = batch.iter().map(|p| p.id).collect();
         applications::Entity::insert_many(batch.iter().map(|p| p.row.clone()))
@@ -124,11 +124,11 @@ impl Unit for Writer {
         let mut events = Vec::with_capacity(batch.len() * 2);
         for (p, reference) in batch.iter().zip(&references) {
             let mut submitted = p.submitted.clone();
-            submitted.insert("reference".into(), reference.clone().into());
+            submitted["reference"] = reference.clone().into();
             events.push(audit::Event {
                 application_id: p.id,
                 kind: audit_kinds::SUBMITTED,
-                payload: submitted.into(),
+                payload: submitted,
             });
             let asked: Vec<serde_json::Value> = p
                 .requests
@@ -210,7 +210,7 @@ impl Intake {
             id,
             year: today.format("%Y").to_string(),
             requests,
-            submitted: submitted.as_object().cloned().unwrap_or_default(),
+            submitted,
         };
         let reference = match self.commits.run(prepared).await {
             Ok(reference) => reference,

@@ -5,7 +5,7 @@
 use prh_common::{
     application::Application,
     audit::kinds as audit_kinds,
-    bus::{Disposition, Handler, Incoming, Outgoing, Publisher, Topology, grants::Principal},
+    bus::{Disposition, Handler, Incoming, Outgoing, Publisher, Topology},
     certificate::{Certificate, Issuer},
     contract::{DecisionEvent, Finding, headers, kinds},
     department::Department,
@@ -63,10 +63,10 @@ pub struct Collector {
 pub struct Trust {
     /// A finding must be signed by a key of the department it speaks for.
     pub signers: TrustedSigners,
-    /// With per-component broker users (the topology prefix given), a finding must also
-    /// have been published by its department's user: a leaked key is no use from another
+    /// With per-component broker users, each department's user: a finding must also have
+    /// been published by its department's user, so a leaked key is no use from another
     /// department's account.
-    pub department_users: Option<String>,
+    pub department_users: Option<HashMap<Department, String>>,
 }
 
 impl Collector {
@@ -83,10 +83,10 @@ impl Collector {
     /// Whether the finding's publisher and signature are its department's.
     fn believe(&self, msg: &Incoming<'_>, finding: &Finding, key_id: &str, signature: &str) -> Result<(), Disposition> {
         let department = finding.department;
-        if let Some(prefix) = &self.trust.department_users {
-            let expected = Principal::Pool(department).username(prefix);
+        if let Some(users) = &self.trust.department_users {
+            let expected = users.get(&department).map(String::as_str).unwrap_or_default();
             let sender = msg.properties.user_id().as_ref().map(|u| u.as_str().to_owned());
-            if sender.as_deref() != Some(expected.as_str()) {
+            if sender.as_deref() != Some(expected) {
                 return Err(Disposition::Park(format!(
                     "wrong_sender: a finding of {department} must come from broker user {expected}, not {}",
                     sender.as_deref().unwrap_or("an unnamed one")

@@ -8,7 +8,7 @@ use crate::{
 };
 use anyhow::Context;
 use prh_common::{
-    bus::{ConsumerSpec, Health, consumer},
+    bus::{ConsumerSpec, Health, consumer, grants::Principal},
     config::Settings,
     department::Department,
     signing::KeyPair,
@@ -111,7 +111,12 @@ pub async fn run_collector(settings: Settings, health: Health, shutdown: Cancell
         .with_context(|| format!("the departments' public keys in {}", keys_dir.display()))?;
     let trust = Trust {
         signers,
-        department_users: settings.amqp.component_users.then(|| settings.amqp.prefix.clone()),
+        department_users: settings.amqp.component_users.then(|| {
+            Department::ALL
+                .into_iter()
+                .map(|d| (d, Principal::Pool(d).username(&settings.amqp.prefix)))
+                .collect()
+        }),
     };
     let handler = Arc::new(Collector::start(decider, notify, settings.collector.concurrency, trust));
     let spec = ConsumerSpec {
