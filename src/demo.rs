@@ -26,6 +26,8 @@ pub async fn run(mut settings: Settings, n: usize, dir: &Path) -> anyhow::Result
         bail!("--applications must be at least 1");
     }
     local::throwaway(&mut settings, dir, "prh-demo")?;
+    // The demo shows certificates at once, so it skips the public notice (公示).
+    local::skip_public_notice(&mut settings, dir)?;
     settings.log.filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
     prh_common::telemetry::init(&settings.log);
 
@@ -140,7 +142,15 @@ async fn summarize(
     // What `prh status` shows, for one rejected application.
     let rejected = rows.values().find(|r| r.status == "rejected").map(|r| r.id.to_string());
     if let Some(view) = match rejected {
-        Some(id) => prh_producer::status::application(db, &id).await?,
+        Some(id) => {
+            let (calendar, policies) = (settings.calendar()?, settings.policies()?);
+            let context = prh_producer::status::Context {
+                calendar: &calendar,
+                policies: &policies,
+                today: settings.clock.today(),
+            };
+            prh_producer::status::application(db, &id, &context).await?
+        }
         None => None,
     } {
         println!("\nOne rejected application, as `prh status` shows it:\n");

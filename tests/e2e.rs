@@ -296,7 +296,7 @@ async fn policy_versions_decide_by_application_date() {
     let policies = dir.path().join("policies");
     std::fs::create_dir_all(&policies).unwrap();
     settings.policy.dir = Some(policies.clone());
-    let default = include_str!("../policy/default.toml");
+    let default = &prh::local::policy_without_notice();
     let today = prh_common::china_today();
     // A version no adult can meet (adult_age 120), under another name and date.
     let impossible = |version: &str, from: chrono::NaiveDate| {

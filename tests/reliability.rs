@@ -208,7 +208,7 @@ async fn parked_check_requests_are_replayed_after_the_fix() {
     let (all_versions, old_versions) = (dir.path().join("policies"), dir.path().join("policies-old"));
     std::fs::create_dir_all(&all_versions).unwrap();
     std::fs::create_dir_all(&old_versions).unwrap();
-    let default = include_str!("../policy/default.toml");
+    let default = &prh::local::policy_without_notice();
     std::fs::write(old_versions.join("a.toml"), default).unwrap();
     std::fs::write(all_versions.join("a.toml"), default).unwrap();
     let newer = default

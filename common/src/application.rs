@@ -57,6 +57,8 @@ pub enum Channel {
     Http,
     /// The `prh.intake` AMQP queue (partner systems, known by their broker login).
     Amqp,
+    /// A yearly re-check (年审) PRH starts itself for a certificate holder.
+    Recheck,
 }
 
 impl Channel {
@@ -71,6 +73,7 @@ impl Channel {
             Self::Partner => "partner",
             Self::Http => "http",
             Self::Amqp => "amqp",
+            Self::Recheck => "recheck",
         }
     }
 }

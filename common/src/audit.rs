@@ -16,6 +16,19 @@ pub mod kinds {
     pub const FINDING: &str = "finding";
     pub const DECISION: &str = "decision";
     pub const CERTIFICATE: &str = "certificate";
+    /// A silent department asked again (the sweeper).
+    pub const CHASED: &str = "chased";
+    /// The clock stopped for a missing document (补正), and started again.
+    pub const PAUSED: &str = "paused";
+    pub const RESUMED: &str = "resumed";
+    /// A reviewer's decision on a referred case.
+    pub const REVIEWED: &str = "reviewed";
+    /// The public notice (公示) began, was objected to, or ended.
+    pub const NOTICE_STARTED: &str = "notice_started";
+    pub const OBJECTED: &str = "objected";
+    pub const REVOKED: &str = "revoked";
+    /// A yearly re-check began for this application's certificate.
+    pub const RECHECK: &str = "recheck";
 }
 
 /// One link of an application's chain, as stored.

@@ -21,6 +21,63 @@ pub struct Settings {
     pub client: ClientSettings,
     pub log: LogSettings,
     pub shutdown: ShutdownSettings,
+    pub calendar: CalendarSettings,
+    pub lifecycle: LifecycleSettings,
+    pub office: OfficeSettings,
+    /// The time every component of this process reads: the system's, except in tests
+    /// that must cross holidays and notice periods. Not configurable.
+    #[serde(skip)]
+    pub clock: crate::clock::Clock,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CalendarSettings {
+    /// Folder of yearly working-day calendars (`*.toml`) added to the official ones built
+    /// in, e.g. next year's once the State Council announces it; a year here replaces the
+    /// built-in one. Unset: the built-in years only.
+    pub dir: Option<PathBuf>,
+}
+
+/// The statutory clocks' keeper (the collector's sweeper) and the yearly re-check.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifecycleSettings {
+    /// How often the sweeper looks for silent departments, ended notices and due
+    /// re-checks, in milliseconds.
+    pub sweep_ms: u64,
+    /// A department that has not answered is first asked again this many minutes after
+    /// the submission; each further time after twice the wait before, at most
+    /// `chase_max_minutes`.
+    pub chase_after_minutes: u64,
+    pub chase_max_minutes: u64,
+    /// Warn (log and metric) when a department has this many working days or fewer left.
+    pub warn_working_days: u32,
+    /// Start the yearly re-check (年审) this many days before a certificate expires;
+    /// 0: re-checks only when asked for.
+    pub recheck_days_before: u32,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        Self {
+            sweep_ms: 60_000,
+            chase_after_minutes: 240,
+            chase_max_minutes: 24 * 60,
+            warn_working_days: 1,
+            recheck_days_before: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OfficeSettings {
+    /// API key of each officer (reviewers, window staff) by name, e.g. from
+    /// `PRH__OFFICE__API_KEYS__WANG_LI`: the office endpoints (reviews, 补正, objections,
+    /// revocations, re-checks, reports) need one in `X-Api-Key`, and record the name as
+    /// who acted. None set: the office endpoints are open and record `development`.
+    pub api_keys: std::collections::BTreeMap<String, String>,
 }
 
 /// How a process stops on SIGTERM or SIGINT.
@@ -208,6 +265,10 @@ impl Default for Settings {
             client: ClientSettings::default(),
             log: LogSettings::default(),
             shutdown: ShutdownSettings::default(),
+            calendar: CalendarSettings::default(),
+            lifecycle: LifecycleSettings::default(),
+            office: OfficeSettings::default(),
+            clock: crate::clock::Clock::system(),
         }
     }
 }
@@ -347,6 +408,10 @@ impl Settings {
     }
 
     /// Every policy version configured.
+    pub fn calendar(&self) -> Result<crate::calendar::WorkCalendar, crate::calendar::CalendarError> {
+        crate::calendar::WorkCalendar::load(self.calendar.dir.as_deref())
+    }
+
     pub fn policies(&self) -> Result<crate::policy_set::PolicySet, crate::policy::PolicyError> {
         crate::policy_set::PolicySet::load(self.policy.dir.as_deref())
     }

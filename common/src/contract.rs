@@ -135,6 +135,31 @@ pub struct CheckRequest {
 }
 
 impl CheckRequest {
+    /// The `check.requested` message asking `department` about an application, as intake
+    /// sends it first and the sweeper sends it again to a silent department.
+    pub fn message(
+        topology: &crate::bus::Topology,
+        application_id: Uuid,
+        application: &Application,
+        department: Department,
+        policy_version: &str,
+    ) -> Result<crate::bus::Outgoing, serde_json::Error> {
+        let request = Self::project(application_id, application, department);
+        Ok(crate::bus::Outgoing {
+            exchange: topology.checks_exchange(),
+            routing_key: department.as_str().into(),
+            kind: kinds::CHECK_REQUESTED.into(),
+            message_id: Uuid::now_v7(),
+            correlation_id: Some(application_id),
+            headers: vec![
+                (headers::DEPARTMENT.into(), department.to_string()),
+                (headers::POLICY.into(), policy_version.to_owned()),
+                (headers::TRACEPARENT.into(), crate::trace::traceparent(application_id)),
+            ],
+            body: serde_json::to_vec(&request)?,
+        })
+    }
+
     /// Projects an application onto what `department` may see.
     pub fn project(application_id: Uuid, application: &Application, department: Department) -> Self {
         let named = || {
@@ -257,6 +282,29 @@ pub struct DecisionEvent {
     pub decided_at: DateTime<Utc>,
     pub reasons: Vec<crate::criteria::ReasonCode>,
     pub certificate_number: Option<String>,
+}
+
+impl DecisionEvent {
+    /// The `decision.made` message, routed `decision.<outcome>`, as the collector sends it
+    /// for an automatic decision and intake for a reviewer's.
+    pub fn message(
+        &self,
+        topology: &crate::bus::Topology,
+        traceparent: &str,
+    ) -> Result<crate::bus::Outgoing, serde_json::Error> {
+        Ok(crate::bus::Outgoing {
+            exchange: topology.decisions_exchange(),
+            routing_key: format!("decision.{}", self.outcome.as_str()),
+            kind: kinds::DECISION_MADE.into(),
+            message_id: Uuid::now_v7(),
+            correlation_id: Some(self.application_id),
+            headers: vec![
+                (headers::POLICY.into(), self.policy_version.clone()),
+                (headers::TRACEPARENT.into(), traceparent.to_owned()),
+            ],
+            body: serde_json::to_vec(self)?,
+        })
+    }
 }
 
 #[cfg(test)]

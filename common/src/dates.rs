@@ -1,7 +1,7 @@
-//! Calendar arithmetic the rules need: "N years before" and working days.
-//! Pure functions of dates; the holiday calendar arrives with the 限时办结 work.
+//! Date arithmetic the rules need: "N years before" and contribution months. Working
+//! days are the calendar's (`crate::calendar`).
 
-use chrono::{Datelike, Days, NaiveDate, Weekday};
+use chrono::{Datelike, NaiveDate};
 
 /// The same calendar day `years` before `date`; 29 February falls back to 28 February.
 pub fn years_before(date: NaiveDate, years: u32) -> NaiveDate {
@@ -20,20 +20,6 @@ pub fn month_key(date: NaiveDate) -> i32 {
 pub fn previous_month(yyyymm: i32) -> i32 {
     let (y, m) = (yyyymm / 100, yyyymm % 100);
     if m == 1 { (y - 1) * 100 + 12 } else { y * 100 + m - 1 }
-}
-
-/// `start` plus `n` working days, counting Monday to Friday only. Public holidays and
-/// make-up working days (调休) come with the yearly calendar file (issue 7).
-pub fn add_working_days(start: NaiveDate, n: u32) -> NaiveDate {
-    let mut date = start;
-    let mut left = n;
-    while left > 0 {
-        date = date + Days::new(1);
-        if !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) {
-            left -= 1;
-        }
-    }
-    date
 }
 
 #[cfg(test)]
@@ -55,13 +41,5 @@ mod tests {
         assert_eq!(month_key(d(2026, 1, 15)), 202601);
         assert_eq!(previous_month(202601), 202512);
         assert_eq!(previous_month(202611), 202610);
-    }
-
-    #[test]
-    fn working_days_skip_weekends() {
-        // Thursday 2026-11-26 + 2 working days = Monday 2026-11-30.
-        assert_eq!(add_working_days(d(2026, 11, 26), 2), d(2026, 11, 30));
-        assert_eq!(add_working_days(d(2026, 11, 26), 0), d(2026, 11, 26));
-        assert_eq!(add_working_days(d(2026, 11, 27), 15), d(2026, 12, 18));
     }
 }

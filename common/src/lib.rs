@@ -4,7 +4,9 @@
 pub mod application;
 pub mod audit;
 pub mod bus;
+pub mod calendar;
 pub mod certificate;
+pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod criteria;
@@ -19,6 +21,7 @@ pub mod records;
 pub mod signing;
 pub mod store;
 pub mod telemetry;
+pub mod time_limit;
 pub mod trace;
 
 /// Days in China's civil time zone (UTC+8, no daylight saving): the application date and

@@ -20,6 +20,10 @@ pub const SUBMIT_TO_DECISION: &str = "prh_submit_to_decision_seconds";
 pub const CERTIFICATES: &str = "prh_certificates_total";
 pub const PUBLISHED: &str = "prh_published_total";
 pub const OUTBOX_BACKLOG: &str = "prh_outbox_backlog";
+pub const CHASES: &str = "prh_chases_total";
+pub const DEADLINE_WARNINGS: &str = "prh_deadline_warnings_total";
+pub const OVERDUE: &str = "prh_departments_overdue_total";
+pub const OFFICE_ACTIONS: &str = "prh_office_actions_total";
 
 /// Latency buckets in seconds: from a fast check to a slow decision.
 const BUCKETS: &[f64] = &[
@@ -58,6 +62,22 @@ pub fn render() -> String {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(APPLICATIONS, "Applications accepted, by intake channel");
+    describe_counter!(
+        CHASES,
+        "Check requests sent again to a silent department, by department"
+    );
+    describe_counter!(
+        DEADLINE_WARNINGS,
+        "Departments warned that their answer limit is near, by department"
+    );
+    describe_counter!(
+        OVERDUE,
+        "Cases referred because a department passed its limit, by department"
+    );
+    describe_counter!(
+        OFFICE_ACTIONS,
+        "Office actions (review, pause, resume, objection, revocation, re-check), by action"
+    );
     describe_counter!(SUBMISSIONS_REFUSED, "Submissions refused as invalid, by intake channel");
     describe_counter!(DELIVERIES, "Deliveries handled, by consumer");
     describe_counter!(REDELIVERIES, "Deliveries that had been delivered before, by consumer");

@@ -41,8 +41,27 @@ pub struct Policy {
     pub graduate_within_years: u32,
     pub ban_years: u32,
     pub certificate_validity_years: u32,
+    /// The statutory limit for the decision, in working days from the submission date.
     pub decision_working_days: u32,
+    /// Each department's limit for its answer, in working days; past it the case is
+    /// referred with the department named.
+    #[serde(default = "defaults::department_working_days")]
+    pub department_working_days: u32,
+    /// The public notice period (公示) a qualified household goes through before its
+    /// certificate is issued, in working days; 0 issues the certificate with the decision.
+    #[serde(default = "defaults::notice_working_days")]
+    pub notice_working_days: u32,
     pub subsidy: SubsidyPolicy,
+}
+
+/// RULES.md's time limits, for policy files written before they were settable.
+mod defaults {
+    pub fn department_working_days() -> u32 {
+        5
+    }
+    pub fn notice_working_days() -> u32 {
+        5
+    }
 }
 
 /// How a qualified household's rent subsidy is computed.
@@ -83,6 +102,8 @@ impl Default for Policy {
             ban_years: 5,
             certificate_validity_years: 1,
             decision_working_days: 15,
+            department_working_days: defaults::department_working_days(),
+            notice_working_days: defaults::notice_working_days(),
             subsidy: SubsidyPolicy {
                 guaranteed_area: vec![(1, CentiSqm::sqm(30)), (3, CentiSqm::sqm(40)), (4, CentiSqm::sqm(50))],
                 assisted_rate_fen: Fen::yuan(20),
@@ -260,6 +281,23 @@ pub fn decide(policy: &Policy, application: &Application, findings: &[Finding]) 
         policy_version: policy.version.clone(),
         criteria,
         award,
+    }
+}
+
+/// The decision a reviewer's qualification turns a referred one into: qualified, with the
+/// award computed from whatever facts the departments have reported by now. The criteria
+/// stay as the rules found them, so the certificate's record shows what was referred.
+pub fn qualified_on_review(
+    policy: &Policy,
+    application: &Application,
+    decision: &Decision,
+    findings: &[Finding],
+) -> Decision {
+    let facts = Facts::merged(findings.iter().map(|f| &f.facts));
+    Decision {
+        outcome: DecisionOutcome::Qualified,
+        award: Some(award(policy, application, &facts)),
+        ..decision.clone()
     }
 }
 

@@ -29,9 +29,20 @@ pub struct ApiState {
     /// Read per request: the collector may create or rotate the key after intake starts.
     pub settings: Arc<Settings>,
     pub health: Health,
+    /// Each officer's API key, for the office endpoints.
+    pub officers: Arc<crate::office_api::OfficerKeys>,
 }
 
 impl ApiState {
+    /// The calendar, time limits and date the status views are computed with.
+    pub fn context(&self) -> status::Context<'_> {
+        status::Context {
+            calendar: &self.intake.calendar,
+            policies: &self.intake.policies,
+            today: self.intake.clock.today(),
+        }
+    }
+
     fn keys(&self) -> Result<KeyRing, Box<Response>> {
         self.settings
             .trusted_keys()
@@ -65,6 +76,7 @@ pub fn router(state: ApiState, max_body: usize) -> Router {
         .route("/v1/applications/{id}", get(get_application))
         .route("/v1/certificates/{number}", get(get_certificate))
         .route("/v1/keys", get(get_keys))
+        .merge(crate::office_api::routes())
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .merge(probes(state.health.clone()))
         .with_state(state)
@@ -113,7 +125,7 @@ pub struct PublicKey {
     pub public_key: String,
 }
 
-fn error(code: StatusCode, message: impl Into<String>) -> Response {
+pub fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, Json(json!({ "error": message.into() }))).into_response()
 }
 
@@ -192,7 +204,7 @@ async fn submit(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) 
     responses((status = 200, body = ApplicationView), (status = 404, description = "No such application"))
 )]
 async fn get_application(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    match status::application(&state.intake.db, &id).await {
+    match status::application(&state.intake.db, &id, &state.context()).await {
         Ok(Some(view)) => Json(view).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, "no application with this id or reference"),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, redact(&e.to_string())),
@@ -210,7 +222,7 @@ async fn get_certificate(State(state): State<ApiState>, Path(number): Path<Strin
         Ok(k) => k,
         Err(response) => return *response,
     };
-    match status::certificate(&state.intake.db, &number, &keys).await {
+    match status::certificate(&state.intake.db, &number, &keys, state.intake.clock.today()).await {
         Ok(Some(view)) => Json(view).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, "no certificate with this number"),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, redact(&e.to_string())),

@@ -3,18 +3,20 @@
 
 use crate::validate::{self, FieldError, Limits};
 use prh_common::{
+    application::Application,
     application::{ApplicationForm, Channel},
     audit::kinds as audit_kinds,
     bus::{Outgoing, Topology},
-    contract::{CheckRequest, headers, kinds},
-    dates::add_working_days,
+    calendar::WorkCalendar,
+    clock::Clock,
+    contract::CheckRequest,
     policy_set::PolicySet,
     store::{
         audit,
         db::is_transient,
         group_commit::{GroupCommit, Unit},
         outbox,
-        pipeline::{applications, status},
+        pipeline::{applications, renewals, status},
     },
 };
 use sea_orm::{
@@ -68,6 +70,8 @@ pub struct Intake {
     pub relay: Arc<Notify>,
     /// Submissions that arrive together share a transaction.
     pub commits: GroupCommit<Writer>,
+    pub calendar: Arc<WorkCalendar>,
+    pub clock: Clock,
 }
 
 /// An accepted application ready to be written: its row and its check requests.
@@ -78,6 +82,10 @@ pub struct Prepared {
     requests: Vec<Outgoing>,
     /// What the audit trail's `submitted` event records besides the reference.
     submitted: serde_json::Value,
+    /// For a yearly re-check: the certificate it re-checks.
+    renewal: Option<renewals::ActiveModel>,
+    /// When it was accepted, by the intake's clock.
+    at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Writes prepared applications; the unit of intake's group commit.
@@ -121,6 +129,12 @@ impl Unit for Writer {
             .await?;
         let requests: Vec<Outgoing> = batch.iter().flat_map(|p| p.requests.iter().cloned()).collect();
         outbox::enqueue_all(txn, ORIGIN, &requests).await?;
+        let renewals: Vec<renewals::ActiveModel> = batch.iter().filter_map(|p| p.renewal.clone()).collect();
+        if !renewals.is_empty() {
+            renewals::Entity::insert_many(renewals)
+                .exec_without_returning(txn)
+                .await?;
+        }
         let mut events = Vec::with_capacity(batch.len() * 2);
         for (p, reference) in batch.iter().zip(&references) {
             let mut submitted = p.submitted.clone();
@@ -141,7 +155,8 @@ impl Unit for Writer {
                 payload: json!({ "check_requests": asked }),
             });
         }
-        audit::start(txn, chrono::Utc::now(), events).await?;
+        let at = batch.first().map_or_else(chrono::Utc::now, |p| p.at);
+        audit::start(txn, at, events).await?;
         Ok(references)
     }
 }
@@ -156,15 +171,29 @@ impl Intake {
         channel: Channel,
     ) -> Result<Receipt, SubmitError> {
         let hash = hex::encode(Sha256::digest(serde_json::to_vec(form).unwrap_or_default()));
-        let now = chrono::Utc::now();
-        let today = prh_common::china_date(now);
+        let today = self.clock.today();
         let application = validate::parse(form, today, self.limits).map_err(|errors| {
             metrics::counter!(prh_common::metrics::SUBMISSIONS_REFUSED, "channel" => channel.as_str()).increment(1);
             SubmitError::Invalid(errors)
         })?;
+        self.accept(&application, hash, idempotency_key, channel, None).await
+    }
+
+    /// Writes a parsed application and its check requests; `renewal` names the
+    /// certificate a yearly re-check is for.
+    pub async fn accept(
+        &self,
+        application: &Application,
+        hash: String,
+        idempotency_key: Option<&str>,
+        channel: Channel,
+        renewal: Option<(String, Uuid)>,
+    ) -> Result<Receipt, SubmitError> {
+        let now = self.clock.now();
+        let today = application.application_date;
         let policy = self.policies.in_force_on(today).ok_or(SubmitError::NoPolicy(today))?;
         let id = Uuid::now_v7();
-        let payload = serde_json::to_value(&application).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let payload = serde_json::to_value(application).map_err(|e| DbErr::Custom(e.to_string()))?;
 
         let row = applications::ActiveModel {
             id: Set(id),
@@ -177,40 +206,39 @@ impl Intake {
             status: Set(status::CHECKING.into()),
             policy_version: Set(Some(policy.version.clone())),
             submitted_at: Set(now),
-            deadline: Set(add_working_days(today, policy.decision_working_days)),
+            deadline: Set(self.calendar.add_working_days(today, policy.decision_working_days)),
             decided_at: Set(None),
             updated_at: Set(now),
             ..Default::default()
         };
         let mut requests = Vec::with_capacity(application.track.departments().len());
         for &department in application.track.departments() {
-            let request = CheckRequest::project(id, &application, department);
-            requests.push(Outgoing {
-                exchange: self.topology.checks_exchange(),
-                routing_key: department.as_str().into(),
-                kind: kinds::CHECK_REQUESTED.into(),
-                message_id: Uuid::now_v7(),
-                correlation_id: Some(id),
-                headers: vec![
-                    (headers::DEPARTMENT.into(), department.to_string()),
-                    (headers::POLICY.into(), policy.version.clone()),
-                    (headers::TRACEPARENT.into(), prh_common::trace::traceparent(id)),
-                ],
-                body: serde_json::to_vec(&request).map_err(|e| DbErr::Custom(e.to_string()))?,
-            });
+            requests.push(
+                CheckRequest::message(&self.topology, id, application, department, &policy.version)
+                    .map_err(|e| DbErr::Custom(e.to_string()))?,
+            );
         }
-        let submitted = json!({
+        let mut submitted = json!({
             "channel": channel.as_str(),
             "track": application.track.as_str(),
             "request_sha256": hash,
             "policy_version": policy.version,
         });
+        if let Some((number, _)) = &renewal {
+            submitted["rechecks_certificate"] = number.clone().into();
+        }
         let prepared = Prepared {
             row,
             id,
             year: today.format("%Y").to_string(),
             requests,
             submitted,
+            at: now,
+            renewal: renewal.map(|(number, original)| renewals::ActiveModel {
+                application_id: Set(id),
+                certificate_number: Set(number),
+                original_application_id: Set(original),
+            }),
         };
         let reference = match self.commits.run(prepared).await {
             Ok(reference) => reference,

@@ -29,9 +29,17 @@ pub async fn run(
     let db = store::connect(&settings.pipeline_db()).await?;
     store::db::require_table(&db, "applications", "pipeline database").await?;
     let policies = Arc::new(settings.policies().context("loading the policy")?);
+    let calendar = Arc::new(settings.calendar().context("loading the working-day calendar")?);
+    prh_common::calendar::warn_if_uncovered(&calendar, settings.clock.today());
     let channels = Arc::new(ChannelKeys::from_settings(&settings.intake.api_keys)?);
     if !channels.required() {
         tracing::warn!("no intake.api_keys: submissions are taken without a key (development only)");
+    }
+    let officers = Arc::new(crate::office_api::OfficerKeys::from_settings(
+        &settings.office.api_keys,
+    )?);
+    if !officers.required() {
+        tracing::warn!("no office.api_keys: the office endpoints are open (development only)");
     }
     let topology = settings.topology();
     let relay = Relay::new(&settings, db.clone(), ORIGIN, health.clone());
@@ -44,9 +52,16 @@ pub async fn run(
         },
         relay: relay.notifier(),
         commits: GroupCommit::start(db.clone(), Arc::new(Writer), settings.intake.concurrency.max(32)),
+        calendar,
+        clock: settings.clock.clone(),
     });
     let relay_stop = CancellationToken::new();
     let relay_task = tokio::spawn(relay.run(relay_stop.clone()));
+    let rechecks = tokio::spawn(start_due_rechecks(
+        intake.clone(),
+        settings.lifecycle.clone(),
+        shutdown.clone(),
+    ));
 
     let spec = ConsumerSpec {
         name: "intake-amqp".into(),
@@ -72,6 +87,7 @@ pub async fn run(
             channels,
             settings: Arc::new(settings),
             health,
+            officers,
         },
         max_body,
     );
@@ -81,8 +97,34 @@ pub async fn run(
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;
     let _ = consumer_task.await;
+    let _ = rechecks.await;
     // Only now, with no request or delivery left to commit, the relay's last flush.
     relay_stop.cancel();
     let _ = relay_task.await;
     Ok(())
+}
+
+/// Starts the yearly re-check (年审) of certificates nearing expiry, once per sweep period.
+async fn start_due_rechecks(
+    intake: Arc<Intake>,
+    lifecycle: prh_common::config::LifecycleSettings,
+    shutdown: CancellationToken,
+) {
+    if lifecycle.recheck_days_before == 0 {
+        return;
+    }
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(lifecycle.sweep_ms.max(10)));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        match intake.recheck_due(lifecycle.recheck_days_before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(started = n, "yearly re-checks started"),
+            Err(e) => {
+                tracing::warn!(error = %prh_common::id_number::redact(&e.to_string()), "starting re-checks failed")
+            }
+        }
+    }
 }

@@ -27,6 +27,8 @@ pub fn isolated_settings(backend: Backend, dir: &tempfile::TempDir) -> Settings 
     settings.amqp.url = amqp_url();
     settings.amqp.prefix = format!("prh-test-{tag}");
     settings.intake.relay_poll_ms = 100;
+    // Certificates with the decision; the public notice has tests of its own (lifecycle.rs).
+    prh::local::skip_public_notice(&mut settings, dir.path()).expect("writing the test policy");
     if let Backend::Postgres = backend {
         let url =
             std::env::var("PRH_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());

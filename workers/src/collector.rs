@@ -1,17 +1,19 @@
 //! The collector: stores each finding once, and when every department the track needs has
-//! answered, applies the policy and writes the decision, the signed certificate and the
-//! decision event — all in one transaction.
+//! answered, applies the policy and writes the decision, the public notice (公示) or the
+//! signed certificate, and the decision event — all in one transaction.
 
 use prh_common::{
     application::Application,
     audit::kinds as audit_kinds,
     bus::{Disposition, Handler, Incoming, Outgoing, Publisher, Topology},
+    calendar::WorkCalendar,
     certificate::{Certificate, Issuer},
-    contract::{DecisionEvent, Finding, headers, kinds},
+    clock::Clock,
+    contract::{DecisionEvent, Finding, headers},
     department::Department,
     id_number::redact,
     metrics as m,
-    policy::{self, DecisionOutcome},
+    policy::{self, Decision, DecisionOutcome, Policy},
     policy_set::PolicySet,
     signing::{DepartmentKeys, KeyError, KeyPair, SignatureError},
     store::{
@@ -19,7 +21,10 @@ use prh_common::{
         db::is_transient,
         group_commit::{GroupCommit, Unit},
         outbox,
-        pipeline::{applications, certificates, decisions, findings, status},
+        pipeline::{
+            applications, certificate_status, certificates, decisions, findings, notice_status, notices, renewals,
+            revocations, status,
+        },
     },
     trace,
 };
@@ -42,13 +47,16 @@ use uuid::Uuid;
 /// Outbox origin of the collector's rows.
 pub const ORIGIN: &str = "collector";
 
-/// What decides: the pipeline database, the policies and the signing key.
+/// What decides: the pipeline database, the policies and the signing key, and the
+/// calendar and clock the public notice is counted by.
 pub struct Decider {
     pub db: DatabaseConnection,
     pub policies: Arc<PolicySet>,
     pub key: Arc<KeyPair>,
     pub authority: String,
     pub topology: Topology,
+    pub calendar: Arc<WorkCalendar>,
+    pub clock: Clock,
 }
 
 /// The collector's handler. Findings are stored by group commit (`store::group_commit`):
@@ -71,10 +79,10 @@ pub struct Trust {
 
 impl Collector {
     /// Starts the group-commit task; at most `max_batch` findings share a transaction.
-    pub fn start(decider: Decider, relay: Arc<Notify>, max_batch: usize, trust: Trust) -> Self {
+    pub fn start(decider: Arc<Decider>, relay: Arc<Notify>, max_batch: usize, trust: Trust) -> Self {
         let db = decider.db.clone();
         Self {
-            commits: GroupCommit::start(db, Arc::new(decider), max_batch),
+            commits: GroupCommit::start(db, decider, max_batch),
             relay,
             trust,
         }
@@ -275,7 +283,7 @@ impl Decider {
         txn: &DatabaseTransaction,
         jobs: &[(Finding, String, Evidence)],
     ) -> Result<Vec<Stored>, DbErr> {
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         let mut ids: Vec<Uuid> = jobs.iter().map(|(f, ..)| f.application_id).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -359,6 +367,7 @@ impl Decider {
             .into_iter()
             .collect();
 
+        let renewal_of = renewals_of(txn, apps.values()).await?;
         // Of several findings of one application in the batch, the last one decides.
         let last: HashMap<Uuid, usize> = jobs
             .iter()
@@ -377,7 +386,9 @@ impl Decider {
                 out.push(Stored::AlreadyDecided);
                 continue;
             }
-            if last.get(&id) != Some(&i) {
+            // While the applicant is asked for a document (补正) the case waits; the
+            // sweeper decides it once the clock runs again.
+            if last.get(&id) != Some(&i) || app_row.status == status::AWAITING_DOCUMENTS {
                 out.push(Stored::Waiting);
                 continue;
             }
@@ -390,7 +401,8 @@ impl Decider {
                 .iter()
                 .all(|d| answers.iter().any(|f| f.department == *d));
             out.push(if complete {
-                Stored::Decided(self.decide(&mut writes, app_row, &application, answers, now, traceparent)?)
+                let renewal = renewal_of.get(&id);
+                Stored::Decided(self.decide(&mut writes, app_row, &application, answers, now, traceparent, renewal)?)
             } else {
                 Stored::Waiting
             });
@@ -401,8 +413,22 @@ impl Decider {
         Ok(out)
     }
 
-    /// Applies the policy to one complete application and adds what it decided to `writes`.
-    fn decide(
+    /// The policy an application is judged by: the version recorded at intake.
+    pub(crate) fn policy_of(&self, app_row: &applications::Model) -> Result<&Policy, DbErr> {
+        let version = app_row.policy_version.as_deref().unwrap_or_default();
+        self.policies.get(version).ok_or_else(|| {
+            DbErr::Custom(format!(
+                "unknown_policy_version: the collector has no policy `{version}`"
+            ))
+        })
+    }
+
+    /// Applies the policy to an application — complete, or past its departments' limit —
+    /// and adds what it decided to `writes`. A qualified household goes into the public
+    /// notice (公示) unless the policy has none or this is a yearly re-check, which renews
+    /// the certificate at once; a rejected re-check revokes it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn decide(
         &self,
         writes: &mut Writes,
         app_row: &applications::Model,
@@ -410,13 +436,9 @@ impl Decider {
         findings: &[Finding],
         now: chrono::DateTime<chrono::Utc>,
         traceparent: &str,
+        renewal: Option<&renewals::Model>,
     ) -> Result<Decided, DbErr> {
-        let version = app_row.policy_version.as_deref().unwrap_or_default();
-        let policy = self.policies.get(version).ok_or_else(|| {
-            DbErr::Custom(format!(
-                "unknown_policy_version: the collector has no policy `{version}`"
-            ))
-        })?;
+        let policy = self.policy_of(app_row)?;
         let decision = policy::decide(policy, application, findings);
         let reference = app_row.reference.clone().unwrap_or_default();
         writes.trail.push(audit::Event {
@@ -436,48 +458,31 @@ impl Decider {
             decided_at: Set(now),
         });
 
-        let issued_on = prh_common::china_date(now);
-        let certificate = Certificate::for_decision(
-            app_row.id,
-            &reference,
-            application,
-            &decision,
-            policy,
-            &Issuer {
-                authority: &self.authority,
-                key_id: self.key.key_id(),
-                issued_on,
-            },
-        );
-        let certificate_number = certificate.as_ref().map(|c| c.number.clone());
-        let certified = certificate_number.is_some();
-        if let Some(cert) = certificate {
-            let signed = cert.sign(&self.key);
-            let document = String::from_utf8(signed.to_file_bytes()).map_err(|e| DbErr::Custom(e.to_string()))?;
-            writes.trail.push(audit::Event {
-                application_id: app_row.id,
-                kind: audit_kinds::CERTIFICATE,
-                payload: json!({
-                    "number": signed.certificate.number,
-                    "key_id": signed.signature.key_id,
-                    "document_sha256": hex::encode(Sha256::digest(document.as_bytes())),
-                }),
-            });
-            writes.certificates.push(certificates::ActiveModel {
-                number: Set(signed.certificate.number.clone()),
-                application_id: Set(app_row.id),
-                document: Set(document),
-                key_id: Set(signed.signature.key_id.clone()),
-                issued_on: Set(signed.certificate.issued_on),
-                valid_until: Set(signed.certificate.valid_until),
-                status: Set("valid".into()),
-            });
-        }
-
-        let status_value = match decision.outcome {
-            DecisionOutcome::Qualified => status::QUALIFIED,
-            DecisionOutcome::Rejected => status::REJECTED,
-            DecisionOutcome::Referred => status::REFERRED,
+        let today = prh_common::china_date(now);
+        let mut certificate_number = None;
+        let status_value = match (decision.outcome, renewal) {
+            (DecisionOutcome::Qualified, None) if policy.notice_working_days > 0 => {
+                let ends_on = self.calendar.add_working_days(today, policy.notice_working_days);
+                writes.start_notice(app_row.id, today, ends_on);
+                status::IN_NOTICE
+            }
+            (DecisionOutcome::Qualified, _) => {
+                certificate_number =
+                    Some(self.certify(writes, app_row, application, &decision, policy, today, renewal)?);
+                status::QUALIFIED
+            }
+            (DecisionOutcome::Rejected, Some(renewal)) => {
+                let reasons: Vec<&str> = decision.reasons().iter().map(|r| r.as_str()).collect();
+                writes.revoke(
+                    renewal,
+                    format!("yearly re-check {reference} rejected: {}", reasons.join(", ")),
+                    "yearly re-check",
+                    now,
+                );
+                status::REJECTED
+            }
+            (DecisionOutcome::Rejected, None) => status::REJECTED,
+            (DecisionOutcome::Referred, _) => status::REFERRED,
         };
         writes
             .statuses
@@ -485,6 +490,7 @@ impl Decider {
             .or_default()
             .push(app_row.id);
 
+        let certified = certificate_number.is_some();
         let event = DecisionEvent {
             application_id: app_row.id,
             reference,
@@ -494,50 +500,203 @@ impl Decider {
             reasons: decision.reasons(),
             certificate_number,
         };
-        let body = serde_json::to_vec(&event).map_err(|e| DbErr::Custom(e.to_string()))?;
-        writes.events.push(Outgoing {
-            exchange: self.topology.decisions_exchange(),
-            routing_key: format!("decision.{}", decision.outcome.as_str()),
-            kind: kinds::DECISION_MADE.into(),
-            message_id: Uuid::now_v7(),
-            correlation_id: Some(app_row.id),
-            headers: vec![
-                (headers::POLICY.into(), decision.policy_version.clone()),
-                (headers::TRACEPARENT.into(), trace::child(Some(traceparent), app_row.id)),
-            ],
-            body,
-        });
+        writes.events.push(
+            event
+                .message(&self.topology, &trace::child(Some(traceparent), app_row.id))
+                .map_err(|e| DbErr::Custom(e.to_string()))?,
+        );
         Ok(Decided {
             outcome: decision.outcome,
             submit_to_decision: (now - app_row.submitted_at).num_milliseconds().max(0) as f64 / 1000.0,
             certified,
         })
     }
+
+    /// Signs the certificate of a qualified `decision` issued `today` and adds it to
+    /// `writes`; returns its number. A re-check's certificate replaces the one it renews.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn certify(
+        &self,
+        writes: &mut Writes,
+        app_row: &applications::Model,
+        application: &Application,
+        decision: &Decision,
+        policy: &Policy,
+        today: chrono::NaiveDate,
+        renewal: Option<&renewals::Model>,
+    ) -> Result<String, DbErr> {
+        let reference = app_row.reference.clone().unwrap_or_default();
+        let certificate = Certificate::for_decision(
+            app_row.id,
+            &reference,
+            application,
+            decision,
+            policy,
+            &Issuer {
+                authority: &self.authority,
+                key_id: self.key.key_id(),
+                issued_on: today,
+            },
+        )
+        .ok_or_else(|| DbErr::Custom(format!("no award to certify for {}", app_row.id)))?;
+        let signed = certificate.sign(&self.key);
+        let document = String::from_utf8(signed.to_file_bytes()).map_err(|e| DbErr::Custom(e.to_string()))?;
+        writes.trail.push(audit::Event {
+            application_id: app_row.id,
+            kind: audit_kinds::CERTIFICATE,
+            payload: json!({
+                "number": signed.certificate.number,
+                "key_id": signed.signature.key_id,
+                "document_sha256": hex::encode(Sha256::digest(document.as_bytes())),
+            }),
+        });
+        writes.certificates.push(certificates::ActiveModel {
+            number: Set(signed.certificate.number.clone()),
+            application_id: Set(app_row.id),
+            document: Set(document),
+            key_id: Set(signed.signature.key_id.clone()),
+            issued_on: Set(signed.certificate.issued_on),
+            valid_until: Set(signed.certificate.valid_until),
+            status: Set(certificate_status::VALID.into()),
+        });
+        if let Some(renewal) = renewal {
+            writes.touched.push(renewal.original_application_id);
+            writes.renewed.push(renewal.certificate_number.clone());
+            writes.trail.push(audit::Event {
+                application_id: renewal.original_application_id,
+                kind: audit_kinds::CERTIFICATE,
+                payload: json!({
+                    "number": renewal.certificate_number,
+                    "renewed_by": signed.certificate.number,
+                }),
+            });
+        }
+        Ok(signed.certificate.number)
+    }
+}
+
+/// The yearly re-checks among `apps`, by application; read only when the batch has one.
+pub(crate) async fn renewals_of<'a>(
+    txn: &DatabaseTransaction,
+    apps: impl Iterator<Item = &'a applications::Model>,
+) -> Result<HashMap<Uuid, renewals::Model>, DbErr> {
+    let ids: Vec<Uuid> = apps
+        .filter(|a| a.channel == prh_common::application::Channel::Recheck.as_str())
+        .map(|a| a.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(renewals::Entity::find()
+        .filter(renewals::Column::ApplicationId.is_in(ids))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|r| (r.application_id, r))
+        .collect())
 }
 
 /// Everything a batch decided, written with one statement per table (one update per
 /// status and policy version).
 #[derive(Default)]
-struct Writes {
-    decisions: Vec<decisions::ActiveModel>,
-    certificates: Vec<certificates::ActiveModel>,
-    statuses: HashMap<(&'static str, String), Vec<Uuid>>,
-    events: Vec<Outgoing>,
-    /// The decision and certificate events of the audit trail.
-    trail: Vec<audit::Event>,
+pub(crate) struct Writes {
+    pub decisions: Vec<decisions::ActiveModel>,
+    pub certificates: Vec<certificates::ActiveModel>,
+    pub statuses: HashMap<(&'static str, String), Vec<Uuid>>,
+    pub events: Vec<Outgoing>,
+    pub notices: Vec<notices::ActiveModel>,
+    pub revocations: Vec<revocations::ActiveModel>,
+    /// Certificates replaced by their re-check's.
+    pub renewed: Vec<String>,
+    /// Applications whose chains get an event though nothing else of theirs is written
+    /// (the original of a re-check): touched first, for their locks.
+    pub touched: Vec<Uuid>,
+    /// The decision, notice and certificate events of the audit trail.
+    pub trail: Vec<audit::Event>,
 }
 
 impl Writes {
-    async fn apply(self, txn: &DatabaseTransaction, now: chrono::DateTime<chrono::Utc>) -> Result<(), DbErr> {
-        if self.decisions.is_empty() {
-            return Ok(());
+    fn start_notice(&mut self, id: Uuid, starts_on: chrono::NaiveDate, ends_on: chrono::NaiveDate) {
+        self.notices.push(notices::ActiveModel {
+            application_id: Set(id),
+            starts_on: Set(starts_on),
+            ends_on: Set(ends_on),
+            status: Set(notice_status::OPEN.into()),
+            objection: Set(None),
+            objected_by: Set(None),
+            closed_at: Set(None),
+        });
+        self.trail.push(audit::Event {
+            application_id: id,
+            kind: audit_kinds::NOTICE_STARTED,
+            payload: json!({ "starts_on": starts_on, "ends_on": ends_on }),
+        });
+    }
+
+    fn revoke(&mut self, renewal: &renewals::Model, reason: String, by: &str, now: chrono::DateTime<chrono::Utc>) {
+        self.touched.push(renewal.original_application_id);
+        self.trail.push(audit::Event {
+            application_id: renewal.original_application_id,
+            kind: audit_kinds::REVOKED,
+            payload: json!({ "number": renewal.certificate_number, "reason": reason, "by": by }),
+        });
+        self.revocations.push(revocations::ActiveModel {
+            certificate_number: Set(renewal.certificate_number.clone()),
+            reason: Set(reason),
+            revoked_by: Set(by.into()),
+            at: Set(now),
+        });
+    }
+
+    pub(crate) async fn apply(
+        self,
+        txn: &DatabaseTransaction,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), DbErr> {
+        if !self.touched.is_empty() {
+            applications::Entity::update_many()
+                .col_expr(applications::Column::UpdatedAt, Expr::value(now))
+                .filter(applications::Column::Id.is_in(self.touched))
+                .exec(txn)
+                .await?;
         }
-        decisions::Entity::insert_many(self.decisions)
-            .exec_without_returning(txn)
-            .await?;
+        if !self.decisions.is_empty() {
+            decisions::Entity::insert_many(self.decisions)
+                .exec_without_returning(txn)
+                .await?;
+        }
         if !self.certificates.is_empty() {
             certificates::Entity::insert_many(self.certificates)
                 .exec_without_returning(txn)
+                .await?;
+        }
+        if !self.notices.is_empty() {
+            notices::Entity::insert_many(self.notices)
+                .exec_without_returning(txn)
+                .await?;
+        }
+        if !self.renewed.is_empty() {
+            certificates::Entity::update_many()
+                .col_expr(certificates::Column::Status, Expr::value(certificate_status::RENEWED))
+                .filter(certificates::Column::Number.is_in(self.renewed))
+                .filter(certificates::Column::Status.eq(certificate_status::VALID))
+                .exec(txn)
+                .await?;
+        }
+        if !self.revocations.is_empty() {
+            let numbers: Vec<String> = self
+                .revocations
+                .iter()
+                .filter_map(|r| r.certificate_number.try_as_ref().cloned())
+                .collect();
+            revocations::Entity::insert_many(self.revocations)
+                .on_conflict_do_nothing_on([revocations::Column::CertificateNumber])
+                .exec_without_returning(txn)
+                .await?;
+            certificates::Entity::update_many()
+                .col_expr(certificates::Column::Status, Expr::value(certificate_status::REVOKED))
+                .filter(certificates::Column::Number.is_in(numbers))
+                .exec(txn)
                 .await?;
         }
         for ((status_value, version), ids) in self.statuses {

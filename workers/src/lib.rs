@@ -8,3 +8,4 @@ pub mod import;
 pub mod pool;
 pub mod seed;
 pub mod service;
+pub mod sweeper;

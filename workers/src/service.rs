@@ -99,13 +99,32 @@ pub async fn run_collector(settings: Settings, health: Health, shutdown: Cancell
     let notify = relay.notifier();
     let relay_stop = CancellationToken::new();
     let relay_task = tokio::spawn(relay.run(relay_stop.clone()));
-    let decider = Decider {
+    let calendar = Arc::new(settings.calendar().context("loading the working-day calendar")?);
+    prh_common::calendar::warn_if_uncovered(&calendar, settings.clock.today());
+    let decider = Arc::new(Decider {
         db,
         policies,
         key,
         authority: settings.signing.authority.clone(),
         topology: topology.clone(),
+        calendar,
+        clock: settings.clock.clone(),
+    });
+    let lifecycle = &settings.lifecycle;
+    let sweeper = crate::sweeper::Sweeper {
+        decider: decider.clone(),
+        chasing: crate::sweeper::Chasing {
+            first_after: chrono::Duration::minutes(lifecycle.chase_after_minutes as i64),
+            max_interval: chrono::Duration::minutes(lifecycle.chase_max_minutes as i64),
+            warn_working_days: lifecycle.warn_working_days,
+        },
+        relay: notify.clone(),
     };
+    let sweeper_stop = CancellationToken::new();
+    let sweeper_task = tokio::spawn(sweeper.run(
+        std::time::Duration::from_millis(lifecycle.sweep_ms.max(10)),
+        sweeper_stop.clone(),
+    ));
     let keys_dir = settings.findings_keys_dir();
     let signers = TrustedSigners::load(&keys_dir)
         .with_context(|| format!("the departments' public keys in {}", keys_dir.display()))?;
@@ -127,6 +146,8 @@ pub async fn run_collector(settings: Settings, health: Health, shutdown: Cancell
         grace: settings.grace(),
     };
     consumer::run(&settings.amqp.url, &topology, spec, handler, health, shutdown).await;
+    sweeper_stop.cancel();
+    let _ = sweeper_task.await;
     // Only now, with every finding in flight committed, the relay's last flush.
     relay_stop.cancel();
     let _ = relay_task.await;

@@ -2,6 +2,7 @@
 //! registries' entities, and the transactional outbox with its relay.
 
 pub mod audit;
+pub mod clocks;
 pub mod db;
 pub mod group_commit;
 pub mod outbox;
