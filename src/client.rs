@@ -209,3 +209,81 @@ pub async fn verify(settings: &Settings, target: &str, key: Option<&Path>) -> an
         }
     }
 }
+
+/// `prh calendar check`: each file parsed and checked, with what it holds.
+pub fn check_calendars(files: &[std::path::PathBuf]) -> ExitCode {
+    let mut sound = !files.is_empty();
+    if files.is_empty() {
+        eprintln!("name one or more calendar files, e.g. calendar/2026.toml");
+    }
+    for file in files {
+        match prh_common::calendar::WorkCalendar::read_file(file) {
+            Ok(year) => {
+                println!(
+                    "{}: {} — {} holiday days, {} make-up working days ({})",
+                    file.display(),
+                    year.year,
+                    year.holidays.len(),
+                    year.workdays.len(),
+                    year.source
+                );
+                let mut names: Vec<(&chrono::NaiveDate, &String)> = year.holidays.iter().collect();
+                names.dedup_by(|a, b| a.1 == b.1);
+                for (first, name) in names {
+                    let last = year.holidays.iter().filter(|(_, n)| *n == name).map(|(d, _)| d).max();
+                    println!("  {name}: {first} to {}", last.unwrap_or(first));
+                }
+                for day in &year.workdays {
+                    println!("  worked: {day} ({})", day.format("%a"));
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                sound = false;
+            }
+        }
+    }
+    if sound { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// `prh report deadlines`: the deadline report, as a table or JSON.
+pub async fn report_deadlines(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
+    let mut request = reqwest::Client::new().get(format!("{}/v1/reports/deadlines", settings.client.intake_url));
+    if let Some(api_key) = &settings.client.api_key {
+        request = request.header("x-api-key", api_key);
+    }
+    let response = request.send().await.context("cannot reach intake")?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await?;
+    if !status.is_success() {
+        eprintln!(
+            "intake refused ({status}): {}",
+            body["error"].as_str().unwrap_or_default()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<18} {:>6} {:>8} {:>5} {:>14} {:>8} {:>10}",
+        "department", "asked", "in time", "late", "silent, overdue", "pending", "mean days"
+    );
+    for row in body.as_array().into_iter().flatten() {
+        let n = |k: &str| row[k].as_u64().unwrap_or_default();
+        println!(
+            "{:<18} {:>6} {:>8} {:>5} {:>15} {:>8} {:>10}",
+            row["department"].as_str().unwrap_or_default(),
+            n("asked"),
+            n("answered_in_time"),
+            n("answered_late"),
+            n("silent_overdue"),
+            n("pending"),
+            row["mean_working_days"]
+                .as_f64()
+                .map_or("—".to_owned(), |d| format!("{d:.1}"))
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -105,6 +105,17 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The working-day calendar (工作日历): check a yearly file before adding it to
+    /// calendar.dir.
+    Calendar {
+        #[command(subcommand)]
+        command: CalendarCommand,
+    },
+    /// Reports from the intake API (with client.api_key as an officer's key).
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Per-component broker users: declare the topology with amqp.url (an
     /// administrator), create one user per component with only the rights it needs, and
     /// write each component's environment to <data_dir>/broker/<component>.env.
@@ -211,6 +222,24 @@ enum RegistryCommand {
 }
 
 #[derive(Subcommand)]
+enum CalendarCommand {
+    /// Parse and check yearly calendar files; print each year's holidays and make-up
+    /// working days. Exit status 0 only when every file is sound.
+    Check { files: Vec<PathBuf> },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Per department: answered in time, late, silent past the limit, pending, and the
+    /// mean working days taken (GET /v1/reports/deadlines).
+    Deadlines {
+        /// Print the JSON as the API returns it.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Recompute the chain and name the first broken link. Exit status 0 only when it is
     /// whole.
@@ -291,6 +320,12 @@ fn main() -> ExitCode {
             Command::Audit {
                 command: AuditCommand::Verify { id },
             } => audit::verify(&settings, &id).await,
+            Command::Calendar {
+                command: CalendarCommand::Check { files },
+            } => Ok(client::check_calendars(&files)),
+            Command::Report {
+                command: ReportCommand::Deadlines { json },
+            } => client::report_deadlines(&settings, json).await,
             Command::Broker {
                 command: BrokerCommand::Setup,
             } => run::broker_setup(&settings).await,

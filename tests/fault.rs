@@ -116,6 +116,16 @@ fn nothing_lost_nothing_twice_under_kills_and_a_broker_restart() {
         ("PRH__AMQP__DELIVERY_LIMIT", "20".into()),
         ("PRH__INTAKE__LISTEN", format!("127.0.0.1:{port}")),
         ("PRH__INTAKE__RELAY_POLL_MS", "100".into()),
+        // The test settings' policy: certificates with the decision, no public notice.
+        (
+            "PRH__POLICY__DIR",
+            settings
+                .policy
+                .dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+        ),
         ("RUST_LOG", "warn,prh_common::bus::consumer=info".into()),
     ]
     .into_iter()
