@@ -88,7 +88,8 @@ mod tests {
             from: d(11, 30),
             until: None,
         }];
-        let cases: [(&[Pause], u32, NaiveDate, Option<NaiveDate>, u32, bool, &str); 6] = [
+        type Case<'a> = (&'a [Pause], u32, NaiveDate, Option<NaiveDate>, u32, bool, &'a str);
+        let cases: [Case; 6] = [
             (
                 &[],
                 5,

@@ -63,7 +63,7 @@ impl OfficerKeys {
     }
 
     /// The officer a request's `X-Api-Key` belongs to; `development` when no keys are set.
-    fn officer(&self, headers: &HeaderMap) -> Result<String, Response> {
+    fn officer(&self, headers: &HeaderMap) -> Result<String, Box<Response>> {
         if !self.required() {
             return Ok("development".into());
         }
@@ -83,7 +83,7 @@ impl OfficerKeys {
             .iter()
             .find(|(_, d)| *d == digest)
             .map(|(name, _)| name.clone())
-            .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "X-Api-Key is not an officer's key"))
+            .ok_or_else(|| Box::new(error(StatusCode::UNAUTHORIZED, "X-Api-Key is not an officer's key")))
     }
 }
 
@@ -155,7 +155,7 @@ fn done(result: Result<String, ActionError>, by: String) -> Response {
 #[utoipa::path(get, path = "/v1/reviews", responses((status = 200, body = [ApplicationView]), (status = 401)))]
 async fn list_reviews(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     if let Err(r) = state.officers.officer(&headers) {
-        return r;
+        return *r;
     }
     let ids: Result<Vec<uuid::Uuid>, _> = applications::Entity::find()
         .select_only()
@@ -193,7 +193,7 @@ async fn review(
 ) -> Response {
     let by = match state.officers.officer(&headers) {
         Ok(by) => by,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     done(state.intake.review(&id, body.outcome, &body.reason, &by).await, by)
 }
@@ -209,7 +209,7 @@ async fn pause(
 ) -> Response {
     let by = match state.officers.officer(&headers) {
         Ok(by) => by,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     done(state.intake.pause(&id, &body.asked_for, &by).await, by)
 }
@@ -225,7 +225,7 @@ async fn resume(
 ) -> Response {
     let by = match state.officers.officer(&headers) {
         Ok(by) => by,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     done(state.intake.resume(&id, body.note.as_deref(), &by).await, by)
 }
@@ -241,7 +241,7 @@ async fn object(
 ) -> Response {
     let by = match state.officers.officer(&headers) {
         Ok(by) => by,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     done(state.intake.object(&id, &body.objection, &by).await, by)
 }
@@ -257,7 +257,7 @@ async fn revoke(
 ) -> Response {
     let by = match state.officers.officer(&headers) {
         Ok(by) => by,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let result = state.intake.revoke(&number, &body.reason, &by).await;
     done(result.map(|()| "revoked".to_owned()), by)
@@ -268,7 +268,7 @@ async fn revoke(
     responses((status = 202, body = crate::intake::Receipt), (status = 401), (status = 404), (status = 409)))]
 async fn recheck(State(state): State<ApiState>, headers: HeaderMap, Path(number): Path<String>) -> Response {
     if let Err(r) = state.officers.officer(&headers) {
-        return r;
+        return *r;
     }
     match state.intake.recheck(&number).await {
         Ok(receipt) => (StatusCode::ACCEPTED, Json(receipt)).into_response(),
@@ -280,7 +280,7 @@ async fn recheck(State(state): State<ApiState>, headers: HeaderMap, Path(number)
 #[utoipa::path(get, path = "/v1/reports/deadlines", responses((status = 200, body = [DepartmentDeadlines]), (status = 401)))]
 async fn deadlines(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     if let Err(r) = state.officers.officer(&headers) {
-        return r;
+        return *r;
     }
     match report::deadlines(&state.intake.db, &state.context()).await {
         Ok(rows) => Json(rows).into_response(),
