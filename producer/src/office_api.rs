@@ -87,6 +87,17 @@ impl OfficerKeys {
     }
 }
 
+/// The officer a request acts as, from its `X-Api-Key`; refuses with 401 otherwise.
+pub struct Officer(pub String);
+
+impl axum::extract::FromRequestParts<ApiState> for Officer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &ApiState) -> Result<Self, Response> {
+        state.officers.officer(&parts.headers).map(Officer).map_err(|r| *r)
+    }
+}
+
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v1/reviews", get(list_reviews))
@@ -153,10 +164,7 @@ fn done(result: Result<String, ActionError>, by: String) -> Response {
 /// The manual-review queue: every referred case, oldest first, with its criteria and
 /// facts (at most 200).
 #[utoipa::path(get, path = "/v1/reviews", responses((status = 200, body = [ApplicationView]), (status = 401)))]
-async fn list_reviews(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if let Err(r) = state.officers.officer(&headers) {
-        return *r;
-    }
+async fn list_reviews(State(state): State<ApiState>, _: Officer) -> Response {
     let ids: Result<Vec<uuid::Uuid>, _> = applications::Entity::find()
         .select_only()
         .column(applications::Column::Id)
@@ -187,14 +195,10 @@ async fn list_reviews(State(state): State<ApiState>, headers: HeaderMap) -> Resp
     responses((status = 200, body = ActionDone), (status = 401), (status = 404), (status = 409, description = "Not a referred case"), (status = 422, description = "No reason given")))]
 async fn review(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    Officer(by): Officer,
     Path(id): Path<String>,
     Json(body): Json<ReviewRequest>,
 ) -> Response {
-    let by = match state.officers.officer(&headers) {
-        Ok(by) => by,
-        Err(r) => return *r,
-    };
     done(state.intake.review(&id, body.outcome, &body.reason, &by).await, by)
 }
 
@@ -203,14 +207,10 @@ async fn review(
     responses((status = 200, body = ActionDone), (status = 401), (status = 404), (status = 409), (status = 422)))]
 async fn pause(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    Officer(by): Officer,
     Path(id): Path<String>,
     Json(body): Json<SupplementRequest>,
 ) -> Response {
-    let by = match state.officers.officer(&headers) {
-        Ok(by) => by,
-        Err(r) => return *r,
-    };
     done(state.intake.pause(&id, &body.asked_for, &by).await, by)
 }
 
@@ -219,14 +219,10 @@ async fn pause(
     responses((status = 200, body = ActionDone), (status = 401), (status = 404), (status = 409)))]
 async fn resume(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    Officer(by): Officer,
     Path(id): Path<String>,
     Json(body): Json<Supplement>,
 ) -> Response {
-    let by = match state.officers.officer(&headers) {
-        Ok(by) => by,
-        Err(r) => return *r,
-    };
     done(state.intake.resume(&id, body.note.as_deref(), &by).await, by)
 }
 
@@ -235,14 +231,10 @@ async fn resume(
     responses((status = 200, body = ActionDone), (status = 401), (status = 404), (status = 409, description = "Not in its notice period")))]
 async fn object(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    Officer(by): Officer,
     Path(id): Path<String>,
     Json(body): Json<Objection>,
 ) -> Response {
-    let by = match state.officers.officer(&headers) {
-        Ok(by) => by,
-        Err(r) => return *r,
-    };
     done(state.intake.object(&id, &body.objection, &by).await, by)
 }
 
@@ -251,14 +243,10 @@ async fn object(
     responses((status = 200, body = ActionDone), (status = 401), (status = 404), (status = 409)))]
 async fn revoke(
     State(state): State<ApiState>,
-    headers: HeaderMap,
+    Officer(by): Officer,
     Path(number): Path<String>,
     Json(body): Json<Revocation>,
 ) -> Response {
-    let by = match state.officers.officer(&headers) {
-        Ok(by) => by,
-        Err(r) => return *r,
-    };
     let result = state.intake.revoke(&number, &body.reason, &by).await;
     done(result.map(|()| "revoked".to_owned()), by)
 }
@@ -266,10 +254,7 @@ async fn revoke(
 /// Start the yearly re-check (年审) of a certificate; 202 with the re-check's receipt.
 #[utoipa::path(post, path = "/v1/certificates/{number}/recheck",
     responses((status = 202, body = crate::intake::Receipt), (status = 401), (status = 404), (status = 409)))]
-async fn recheck(State(state): State<ApiState>, headers: HeaderMap, Path(number): Path<String>) -> Response {
-    if let Err(r) = state.officers.officer(&headers) {
-        return *r;
-    }
+async fn recheck(State(state): State<ApiState>, _: Officer, Path(number): Path<String>) -> Response {
     match state.intake.recheck(&number).await {
         Ok(receipt) => (StatusCode::ACCEPTED, Json(receipt)).into_response(),
         Err(e) => refused(e),
@@ -278,10 +263,7 @@ async fn recheck(State(state): State<ApiState>, headers: HeaderMap, Path(number)
 
 /// Per department: answered in time, late, still silent, and mean working days taken.
 #[utoipa::path(get, path = "/v1/reports/deadlines", responses((status = 200, body = [DepartmentDeadlines]), (status = 401)))]
-async fn deadlines(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if let Err(r) = state.officers.officer(&headers) {
-        return *r;
-    }
+async fn deadlines(State(state): State<ApiState>, _: Officer) -> Response {
     match report::deadlines(&state.intake.db, &state.context()).await {
         Ok(rows) => Json(rows).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, redact(&e.to_string())),

@@ -9,14 +9,11 @@ use prh_common::{
     policy::Decision,
     policy_set::PolicySet,
     signing::KeyRing,
-    store::{
-        clocks::pauses_of,
-        pipeline::{
-            applications, certificate_status, certificates, chases, clock_pauses, decisions, findings, notices,
-            renewals, reviews, revocations,
-        },
+    store::pipeline::{
+        applications, certificate_status, certificates, chases, clock_pauses, decisions, findings, notices, renewals,
+        reviews, revocations,
     },
-    time_limit::CaseClock,
+    time_limit::{CaseClock, Pause},
 };
 use sea_orm::{
     AccessMode, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel,
@@ -160,10 +157,13 @@ async fn read_application(
         .order_by_asc(clock_pauses::Column::Id)
         .all(db)
         .await?;
-    let pauses = pauses_of(db, Some(&[row.id]))
-        .await?
-        .remove(&row.id)
-        .unwrap_or_default();
+    let pauses: Vec<Pause> = pause_rows
+        .iter()
+        .map(|p| Pause {
+            from: p.paused_on,
+            until: p.resumed_on,
+        })
+        .collect();
     let clock = CaseClock {
         calendar: context.calendar,
         start: prh_common::china_date(row.submitted_at),
