@@ -74,7 +74,7 @@ pub async fn status(settings: &Settings, id: &str, raw: bool) -> anyhow::Result<
 pub fn render_status(view: &Value) -> String {
     let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
     let mut out = format!(
-        "{}  ({})\ntrack {}  status {}  submitted {}  deadline {}\n\ndepartments:\n",
+        "{}  ({})\ntrack {}  status {}  submitted {}  deadline {}\n",
         s(&view["reference"]),
         s(&view["application_id"]),
         s(&view["track"]),
@@ -82,13 +82,56 @@ pub fn render_status(view: &Value) -> String {
         s(&view["submitted_at"]),
         s(&view["deadline"])
     );
+    let clock = &view["clock"];
+    if clock.is_object() {
+        out.push_str(&format!(
+            "clock {} of {} working days used{}\n",
+            clock["working_days_used"],
+            clock["decision_working_days"],
+            if clock["paused"] == true {
+                ", paused (补正)"
+            } else {
+                ""
+            }
+        ));
+        for p in clock["pauses"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  asked for {} on {} by {}, {}\n",
+                s(&p["asked_for"]),
+                s(&p["from"]),
+                s(&p["asked_by"]),
+                p["until"]
+                    .as_str()
+                    .map_or("still waiting".to_owned(), |u| format!("received {u}"))
+            ));
+        }
+    }
+    out.push_str("\ndepartments:\n");
     for d in view["departments"].as_array().into_iter().flatten() {
-        let answered = if d["answered"].as_bool() == Some(true) {
+        let mut line = if d["answered"].as_bool() == Some(true) {
             format!("answered {}", s(&d["received_at"]))
         } else {
-            "waiting".into()
+            format!("waiting, due {}", s(&d["deadline"]))
         };
-        out.push_str(&format!("  {:<18} {answered}\n", s(&d["department"])));
+        if d["late"] == true {
+            line.push_str("  LATE");
+        }
+        if let Some(n) = d["chases"].as_i64().filter(|n| *n > 0) {
+            line.push_str(&format!("  asked again {n}×"));
+        }
+        out.push_str(&format!("  {:<18} {line}\n", s(&d["department"])));
+    }
+    let overdue: Vec<String> = view["overdue_departments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(s)
+        .collect();
+    if !overdue.is_empty() {
+        out.push_str(&format!(
+            "referred: no answer within the limit from {}\n",
+            overdue.join(", ")
+        ));
     }
     match view["decision"].as_object() {
         None => out.push_str("\nno decision yet\n"),
@@ -125,6 +168,27 @@ pub fn render_status(view: &Value) -> String {
                 out.push('\n');
             }
         }
+    }
+    for r in view["reviews"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "reviewed: {} by {} at {}: {}\n",
+            s(&r["outcome"]),
+            s(&r["reviewer"]),
+            s(&r["at"]),
+            s(&r["reason"])
+        ));
+    }
+    if let Some(notice) = view["notice"].as_object() {
+        out.push_str(&format!(
+            "public notice (公示) {} to {}: {}",
+            s(&notice["starts_on"]),
+            s(&notice["ends_on"]),
+            s(&notice["status"])
+        ));
+        if let Some(objection) = notice["objection"].as_str() {
+            out.push_str(&format!(" — objection: {objection}"));
+        }
+        out.push('\n');
     }
     if let Some(n) = view["certificate_number"].as_str() {
         out.push_str(&format!("certificate: {n}\n"));
@@ -220,9 +284,14 @@ pub fn check_calendars(files: &[std::path::PathBuf]) -> ExitCode {
         match prh_common::calendar::WorkCalendar::read_file(file) {
             Ok(year) => {
                 println!(
-                    "{}: {} — {} holiday days, {} make-up working days ({})",
+                    "{}: {}{} — {} holiday days, {} make-up working days ({})",
                     file.display(),
                     year.year,
+                    if year.provisional {
+                        " PROVISIONAL (statutory holidays only, no 调休 yet)"
+                    } else {
+                        ""
+                    },
                     year.holidays.len(),
                     year.workdays.len(),
                     year.source
@@ -244,46 +313,4 @@ pub fn check_calendars(files: &[std::path::PathBuf]) -> ExitCode {
         }
     }
     if sound { ExitCode::SUCCESS } else { ExitCode::FAILURE }
-}
-
-/// `prh report deadlines`: the deadline report, as a table or JSON.
-pub async fn report_deadlines(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
-    let mut request = reqwest::Client::new().get(format!("{}/v1/reports/deadlines", settings.client.intake_url));
-    if let Some(api_key) = &settings.client.api_key {
-        request = request.header("x-api-key", api_key);
-    }
-    let response = request.send().await.context("cannot reach intake")?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await?;
-    if !status.is_success() {
-        eprintln!(
-            "intake refused ({status}): {}",
-            body["error"].as_str().unwrap_or_default()
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "{:<18} {:>6} {:>8} {:>5} {:>14} {:>8} {:>10}",
-        "department", "asked", "in time", "late", "silent, overdue", "pending", "mean days"
-    );
-    for row in body.as_array().into_iter().flatten() {
-        let n = |k: &str| row[k].as_u64().unwrap_or_default();
-        println!(
-            "{:<18} {:>6} {:>8} {:>5} {:>15} {:>8} {:>10}",
-            row["department"].as_str().unwrap_or_default(),
-            n("asked"),
-            n("answered_in_time"),
-            n("answered_late"),
-            n("silent_overdue"),
-            n("pending"),
-            row["mean_working_days"]
-                .as_f64()
-                .map_or("—".to_owned(), |d| format!("{d:.1}"))
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }

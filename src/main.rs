@@ -6,6 +6,7 @@ mod bench;
 mod client;
 mod demo;
 mod keys;
+mod office;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -115,6 +116,34 @@ enum Command {
     Report {
         #[command(subcommand)]
         command: ReportCommand,
+    },
+    /// The manual-review queue (人工复核): list referred cases, decide one with a written
+    /// reason. Officer commands send client.api_key (PRH__CLIENT__API_KEY) as the
+    /// officer's key; the service records who decided.
+    Review {
+        #[command(subcommand)]
+        command: ReviewCommand,
+    },
+    /// Ask an applicant for a missing document (补正) — the statutory clock stops — and
+    /// record its arrival, when the clock runs again. Officer command.
+    Supplement {
+        #[command(subcommand)]
+        command: SupplementCommand,
+    },
+    /// Record an objection received during a case's public notice (公示): the case goes
+    /// back to manual review. Officer command.
+    Objection {
+        /// Application id or reference (GZF-…).
+        id: String,
+        /// What the objection says.
+        #[arg(long)]
+        text: String,
+    },
+    /// A certificate's life: revoke it, or start its yearly re-check (年审) now. Officer
+    /// commands.
+    Certificate {
+        #[command(subcommand)]
+        command: CertificateCommand,
     },
     /// Per-component broker users: declare the topology with amqp.url (an
     /// administrator), create one user per component with only the rights it needs, and
@@ -240,6 +269,63 @@ enum ReportCommand {
 }
 
 #[derive(Subcommand)]
+enum ReviewCommand {
+    /// Every referred case, oldest first, with each criterion that did not pass, the
+    /// departments that did not answer in time and any objection (GET /v1/reviews).
+    List {
+        /// Print the JSON as the API returns it.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Qualify or reject a referred case; the reason is required and recorded with the
+    /// officer and the time.
+    Decide {
+        /// Application id or reference (GZF-…).
+        id: String,
+        #[arg(long, value_enum)]
+        outcome: office::Outcome,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SupplementCommand {
+    /// Ask the applicant for a document; the case's clocks stop until it arrives.
+    Request {
+        /// Application id or reference (GZF-…).
+        id: String,
+        /// The document asked for, e.g. "the labour contract".
+        #[arg(long)]
+        document: String,
+    },
+    /// The document arrived; the clocks run again and the paused days move the deadlines.
+    Received {
+        /// Application id or reference (GZF-…).
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertificateCommand {
+    /// Withdraw a valid certificate, with the reason; `prh verify` then refuses it.
+    Revoke {
+        /// Certificate number (WHZG-…).
+        number: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Start the yearly re-check now: the departments check the household again, and
+    /// the certificate is renewed or revoked by the outcome.
+    Recheck {
+        /// Certificate number (WHZG-…).
+        number: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Recompute the chain and name the first broken link. Exit status 0 only when it is
     /// whole.
@@ -325,7 +411,26 @@ fn main() -> ExitCode {
             } => Ok(client::check_calendars(&files)),
             Command::Report {
                 command: ReportCommand::Deadlines { json },
-            } => client::report_deadlines(&settings, json).await,
+            } => office::report_deadlines(&settings, json).await,
+            Command::Review {
+                command: ReviewCommand::List { json },
+            } => office::review_list(&settings, json).await,
+            Command::Review {
+                command: ReviewCommand::Decide { id, outcome, reason },
+            } => office::review_decide(&settings, &id, outcome, &reason).await,
+            Command::Supplement {
+                command: SupplementCommand::Request { id, document },
+            } => office::supplement_request(&settings, &id, &document).await,
+            Command::Supplement {
+                command: SupplementCommand::Received { id, note },
+            } => office::supplement_received(&settings, &id, note.as_deref()).await,
+            Command::Objection { id, text } => office::object(&settings, &id, &text).await,
+            Command::Certificate {
+                command: CertificateCommand::Revoke { number, reason },
+            } => office::revoke(&settings, &number, &reason).await,
+            Command::Certificate {
+                command: CertificateCommand::Recheck { number },
+            } => office::recheck(&settings, &number).await,
             Command::Broker {
                 command: BrokerCommand::Setup,
             } => run::broker_setup(&settings).await,

@@ -77,6 +77,12 @@ fn every_subcommand_has_help() {
         "broker",
         "audit",
         "demo",
+        "calendar",
+        "report",
+        "review",
+        "supplement",
+        "objection",
+        "certificate",
     ] {
         let out = prh().args([sub, "--help"]).output().unwrap();
         assert!(out.status.success(), "{sub} --help failed");

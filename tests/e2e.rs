@@ -30,12 +30,14 @@ struct Pipeline {
     base: String,
     running: LocalPipeline,
     samples: Vec<SampleApplication>,
+    _cleanup: common::Cleanup,
     _dir: tempfile::TempDir,
 }
 
 async fn start(backend: Backend, households: usize) -> Pipeline {
     let dir = tempfile::tempdir().unwrap();
     let settings = isolated_settings(backend, &dir);
+    let _cleanup = common::Cleanup::of(&settings);
     let samples = local::prepare(&settings, households, 7).await.unwrap();
     let running = LocalPipeline::start(&settings).await.unwrap();
     Pipeline {
@@ -43,6 +45,7 @@ async fn start(backend: Backend, households: usize) -> Pipeline {
         settings,
         running,
         samples,
+        _cleanup,
         _dir: dir,
     }
 }
@@ -51,10 +54,6 @@ impl Pipeline {
     async fn stop(self) {
         self.running.stop().await.unwrap();
         local::remove_topology(&self.settings).await.unwrap();
-        store::db::drop_schema(&self.settings.pipeline_db()).await.unwrap();
-        for d in Department::ALL {
-            store::db::drop_schema(&self.settings.registry_db(d)).await.unwrap();
-        }
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
@@ -223,7 +222,9 @@ async fn pipeline_decides_every_application(backend: Backend) {
     }
     assert!(certificates > 0, "the sample has qualified households");
 
-    // decision.made went out once per application, and the bad message is parked with its reason.
+    // decision.made went out once per application and certificate.issued once per
+    // certificate, and the bad message is parked with its reason.
+    let events = p.samples.len() + certificates;
     let ch = conn.create_channel().await.unwrap();
     let passive = QueueDeclareOptions {
         passive: true,
@@ -235,11 +236,15 @@ async fn pipeline_decides_every_application(backend: Backend) {
             .queue_declare(topology.decisions_queue().as_str().into(), passive, Default::default())
             .await
             .unwrap();
-        if q.message_count() as usize >= p.samples.len() {
-            assert_eq!(q.message_count() as usize, p.samples.len());
+        if q.message_count() as usize >= events {
+            assert_eq!(q.message_count() as usize, events);
             break;
         }
-        assert!(Instant::now() < deadline, "only {} decision events", q.message_count());
+        assert!(
+            Instant::now() < deadline,
+            "only {} decision and certificate events",
+            q.message_count()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut reasons = Vec::new();
@@ -293,6 +298,7 @@ async fn end_to_end_on_postgres() {
 async fn policy_versions_decide_by_application_date() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = isolated_settings(Backend::Sqlite, &dir);
+    let _cleanup = common::Cleanup::of(&settings);
     let policies = dir.path().join("policies");
     std::fs::create_dir_all(&policies).unwrap();
     settings.policy.dir = Some(policies.clone());
@@ -363,8 +369,6 @@ async fn policy_versions_decide_by_application_date() {
             .contains(&json!("applicant_minor")),
         "{view}"
     );
-
-    local::remove_topology(&settings).await.unwrap();
 }
 
 /// Departments load their exports through `import`; then one application per scenario
@@ -374,6 +378,7 @@ async fn policy_versions_decide_by_application_date() {
 async fn every_reason_code_through_imported_registries() {
     let dir = tempfile::tempdir().unwrap();
     let settings = isolated_settings(Backend::Sqlite, &dir);
+    let _cleanup = common::Cleanup::of(&settings);
     let db = store::connect(&settings.pipeline_db()).await.unwrap();
     prh_migrations::migrate_pipeline(&db).await.unwrap();
     let registries = prh_workers::seed::open_registries(&settings).await.unwrap();
@@ -429,7 +434,6 @@ async fn every_reason_code_through_imported_registries() {
         }
     }
     running.stop().await.unwrap();
-    local::remove_topology(&settings).await.unwrap();
     assert!(
         failures.is_empty(),
         "{} of {} samples wrong:\n{}",
@@ -445,6 +449,7 @@ async fn every_reason_code_through_imported_registries() {
 async fn duplicates_are_open_applications_only() {
     let dir = tempfile::tempdir().unwrap();
     let settings = isolated_settings(Backend::Sqlite, &dir);
+    let _cleanup = common::Cleanup::of(&settings);
     let samples = local::prepare(&settings, 40, 9).await.unwrap();
     let qualified = samples.iter().find(|s| s.scenario == "qualified").unwrap();
     let referred = samples.iter().find(|s| s.expected.as_str() == "referred").unwrap();
@@ -491,5 +496,4 @@ async fn duplicates_are_open_applications_only() {
     );
 
     running.stop().await.unwrap();
-    local::remove_topology(&settings).await.unwrap();
 }

@@ -98,6 +98,7 @@ fn nothing_lost_nothing_twice_under_kills_and_a_broker_restart() {
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let mut settings = common::isolated_settings(common::Backend::Sqlite, &dir);
+    let _cleanup = common::Cleanup::of(&settings);
     settings.amqp.delivery_limit = 20;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -260,7 +261,6 @@ fn nothing_lost_nothing_twice_under_kills_and_a_broker_restart() {
     );
 
     drop(cluster);
-    runtime.block_on(prh::local::remove_topology(&settings)).unwrap();
 }
 
 fn settings_keys(settings: &Settings) -> prh_common::signing::KeyRing {

@@ -3,7 +3,9 @@
 //! that never answers is chased, then the case is referred naming it; a 补正 pause moves
 //! the deadline; manual qualify and reject; an objection during the public notice; the
 //! certificate issued when the notice ends, revoked, renewed by the yearly re-check (年审)
-//! or revoked by it after the household bought a home, and expired.
+//! or revoked by it after the household bought a home, and expired. Officers act through
+//! the `prh` CLI (review, 补正, objection, revocation, report) and the HTTP API; the whole
+//! timeline runs on SQLite and on PostgreSQL.
 
 mod common;
 
@@ -13,7 +15,7 @@ use prh::local::{self, LocalPipeline};
 use prh_common::{
     clock::Clock,
     department::{Department, Track},
-    store::registry::nr_properties,
+    store::{self, registry::nr_properties},
 };
 use prh_workers::seed::SampleApplication;
 use sea_orm::{ActiveValue::Set, EntityTrait};
@@ -30,9 +32,40 @@ fn at(date: &str) -> DateTime<Utc> {
 struct Office {
     base: String,
     client: reqwest::Client,
+    /// The working folder of `prh` runs (no prh.toml there).
+    dir: std::path::PathBuf,
+}
+
+/// What a `prh` run printed and how it ended.
+struct Run {
+    code: Option<i32>,
+    out: String,
+    err: String,
 }
 
 impl Office {
+    /// Runs `prh ARGS` against this pipeline's intake as officer wang_li.
+    async fn prh(&self, args: &[&str]) -> Run {
+        self.prh_as(Some("key-of-wang-li-0001"), args).await
+    }
+
+    async fn prh_as(&self, key: Option<&str>, args: &[&str]) -> Run {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_prh"));
+        cmd.args(args)
+            .current_dir(&self.dir)
+            .env("PRH__CLIENT__INTAKE_URL", &self.base)
+            .env_remove("PRH__CLIENT__API_KEY");
+        if let Some(key) = key {
+            cmd.env("PRH__CLIENT__API_KEY", key);
+        }
+        let out = cmd.output().await.unwrap();
+        Run {
+            code: out.status.code(),
+            out: String::from_utf8_lossy(&out.stdout).into_owned(),
+            err: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     async fn get(&self, path: &str) -> Value {
         let response = self
             .client
@@ -88,6 +121,40 @@ impl Office {
     }
 }
 
+/// The certificate events in the default subscriber queue, waiting (up to 30 s) until
+/// there are at least `at_least` of them.
+async fn certificate_events(
+    settings: &prh_common::config::Settings,
+    at_least: usize,
+) -> Vec<(String, prh_common::contract::CertificateEvent)> {
+    use lapin::options::BasicGetOptions;
+    let token = tokio_util::sync::CancellationToken::new();
+    let conn = prh_common::bus::connect(&settings.amqp.url, "test-subscriber", &token)
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let queue = settings.topology().decisions_queue();
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while events.len() < at_least && Instant::now() < deadline {
+        match channel
+            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            Some(message) => {
+                let kind = message.delivery.properties.kind().as_ref().unwrap().to_string();
+                if kind.starts_with("certificate.") {
+                    events.push((kind, serde_json::from_slice(&message.delivery.data).unwrap()));
+                }
+            }
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let _ = conn.close(200, "bye".into()).await;
+    events
+}
+
 fn department<'a>(view: &'a Value, name: &str) -> &'a Value {
     view["departments"]
         .as_array()
@@ -98,9 +165,19 @@ fn department<'a>(view: &'a Value, name: &str) -> &'a Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn statutory_clocks_reviews_notices_and_the_certificates_life() {
+async fn statutory_clocks_reviews_notices_and_the_certificates_life_on_sqlite() {
+    timeline(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn statutory_clocks_reviews_notices_and_the_certificates_life_on_postgres() {
+    timeline(Backend::Postgres).await;
+}
+
+async fn timeline(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = isolated_settings(Backend::Sqlite, &dir);
+    let mut settings = isolated_settings(backend, &dir);
+    let _cleanup = common::Cleanup::of(&settings);
     // RULES.md's own time limits: 15 and 5 working days, a notice of 5.
     settings.policy.dir = None;
     settings.clock = Clock::manual(at("2026-09-18"));
@@ -126,7 +203,24 @@ async fn statutory_clocks_reviews_notices_and_the_certificates_life() {
     let office = Office {
         base: running.base_url.clone(),
         client: reqwest::Client::new(),
+        dir: dir.path().to_path_buf(),
     };
+
+    // Every office endpoint is in the published interface, with its request body.
+    let api = office.get("/openapi.json").await;
+    for path in [
+        "/v1/reviews",
+        "/v1/applications/{id}/review",
+        "/v1/applications/{id}/supplement-request",
+        "/v1/applications/{id}/supplement",
+        "/v1/applications/{id}/objections",
+        "/v1/certificates/{number}/revoke",
+        "/v1/certificates/{number}/recheck",
+        "/v1/reports/deadlines",
+    ] {
+        assert!(api["paths"][path].is_object(), "{path} is not in /openapi.json");
+    }
+    assert!(api["components"]["schemas"]["ReviewRequest"].is_object(), "{api}");
 
     // Friday 18 September 2026. A and B need education; C, D and E do not.
     let a = office.submit(pick(Track::NewEmployee, 0)).await;
@@ -170,13 +264,15 @@ async fn statutory_clocks_reviews_notices_and_the_certificates_life() {
         )
         .await;
     assert_eq!(code, 422, "an empty request is refused: {body}");
-    let (code, body) = office
-        .post(
-            &format!("/v1/applications/{b}/supplement-request"),
-            json!({ "asked_for": "the labour contract" }),
-        )
+    let run = office
+        .prh(&["supplement", "request", &b, "--document", "the labour contract"])
         .await;
-    assert_eq!((code, body["by"].as_str()), (200, Some("wang_li")), "{body}");
+    assert_eq!(run.code, Some(0), "{}", run.err);
+    assert!(
+        run.out.contains("status awaiting_documents") && run.out.contains("wang_li"),
+        "{}",
+        run.out
+    );
 
     // Five hours on, education is asked again for A, not for the paused B.
     clock.set(at("2026-09-18") + chrono::Duration::hours(5));
@@ -184,13 +280,11 @@ async fn statutory_clocks_reviews_notices_and_the_certificates_life() {
         .wait(&a, "a chase", |v| department(v, "education")["chases"] == 1)
         .await;
     // An objection to C during its notice: back to review.
-    let (code, body) = office
-        .post(
-            &format!("/v1/applications/{c}/objections"),
-            json!({ "objection": "a neighbour reports the family owns a shop" }),
-        )
+    let run = office
+        .prh(&["objection", &c, "--text", "a neighbour reports the family owns a shop"])
         .await;
-    assert_eq!((code, body["status"].as_str()), (200, Some("referred")), "{body}");
+    assert_eq!(run.code, Some(0), "{}", run.err);
+    assert!(run.out.contains("status referred"), "{}", run.out);
     let view = office.get(&format!("/v1/applications/{b}")).await;
     assert_eq!(
         (view["status"].as_str(), view["clock"]["paused"].as_bool()),
@@ -218,19 +312,27 @@ async fn statutory_clocks_reviews_notices_and_the_certificates_life() {
         "{graduate}"
     );
     assert_eq!(department(&view, "education")["late"], true);
+    let run = office.prh(&["status", &a]).await;
+    assert!(
+        run.out.contains("LATE") && run.out.contains("no answer within the limit from education"),
+        "{}",
+        run.out
+    );
     assert_eq!(
         office.get(&format!("/v1/applications/{b}")).await["status"],
         "awaiting_documents"
     );
 
     // B's document arrives: 6 paused working days move its deadlines.
-    let (code, _) = office
-        .post(
-            &format!("/v1/applications/{b}/supplement"),
-            json!({ "note": "contract received" }),
-        )
+    let run = office
+        .prh(&["supplement", "received", &b, "--note", "contract received"])
         .await;
-    assert_eq!(code, 200);
+    assert!(
+        run.code == Some(0) && run.out.contains("status checking"),
+        "{} {}",
+        run.out,
+        run.err
+    );
     let view = office.get(&format!("/v1/applications/{b}")).await;
     assert_eq!(view["status"], "checking");
     assert_eq!(view["deadline"], "2026-10-23", "{view}");
@@ -254,6 +356,21 @@ async fn statutory_clocks_reviews_notices_and_the_certificates_life() {
         .filter_map(|v| v["application_id"].as_str())
         .collect();
     assert!(queued.contains(&a.as_str()) && queued.contains(&c.as_str()), "{queue}");
+    // The same queue on the command line, with why each case is there.
+    let run = office.prh(&["review", "list"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.err);
+    assert!(
+        run.out.contains(&a)
+            && run.out.contains(&c)
+            && run.out.contains("no answer in time from: education")
+            && run
+                .out
+                .contains("objection during the public notice: a neighbour reports"),
+        "{}",
+        run.out
+    );
+    let run = office.prh_as(None, &["review", "list"]).await;
+    assert!(run.code == Some(1) && run.err.contains("401"), "{}", run.err);
     let (code, _) = office
         .post(
             &format!("/v1/applications/{a}/review"),
@@ -261,13 +378,23 @@ async fn statutory_clocks_reviews_notices_and_the_certificates_life() {
         )
         .await;
     assert_eq!(code, 422);
-    let (code, body) = office
-        .post(
-            &format!("/v1/applications/{a}/review"),
-            json!({ "outcome": "qualified", "reason": "degree certificate seen at the window" }),
-        )
+    let run = office
+        .prh(&["review", "decide", &a, "--outcome", "qualified", "--reason", " "])
         .await;
-    assert_eq!((code, body["status"].as_str()), (200, Some("in_notice")), "{body}");
+    assert!(run.code == Some(1) && run.err.contains("422"), "{}", run.err);
+    let run = office
+        .prh(&[
+            "review",
+            "decide",
+            &a,
+            "--outcome",
+            "qualified",
+            "--reason",
+            "degree certificate seen at the window",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.err);
+    assert!(run.out.contains("status in_notice"), "{}", run.out);
     let (code, body) = office
         .post(
             &format!("/v1/applications/{c}/review"),
@@ -326,13 +453,23 @@ async fn statutory_clocks_reviews_notices_and_the_certificates_life() {
         (Some(true), Some("valid")),
         "{cert}"
     );
-    let (code, _) = office
-        .post(
-            &format!("/v1/certificates/{a_number}/revoke"),
-            json!({ "reason": "false employment record" }),
-        )
+    let run = office
+        .prh(&[
+            "certificate",
+            "revoke",
+            &a_number,
+            "--reason",
+            "false employment record",
+        ])
         .await;
-    assert_eq!(code, 200);
+    assert!(
+        run.code == Some(0) && run.out.contains("status revoked"),
+        "{} {}",
+        run.out,
+        run.err
+    );
+    let run = office.prh(&["verify", &a_number]).await;
+    assert!(run.code == Some(1) && run.out.contains("NOT VALID"), "{}", run.out);
     let cert = office.get(&format!("/v1/certificates/{a_number}")).await;
     assert_eq!(
         (cert["valid"].as_bool(), cert["status"].as_str()),
@@ -346,6 +483,12 @@ async fn statutory_clocks_reviews_notices_and_the_certificates_life() {
         )
         .await;
     assert_eq!(code, 409, "a revoked certificate is not revoked twice");
+    let run = office.prh(&["certificate", "recheck", &a_number]).await;
+    assert!(
+        run.code == Some(1) && run.err.contains("409"),
+        "a revoked certificate is not re-checked: {}",
+        run.err
+    );
 
     // In January 2027 D's applicant buys a 90 m² home.
     let registries = prh_workers::seed::open_registries(&settings).await.unwrap();
@@ -413,6 +556,10 @@ async fn statutory_clocks_reviews_notices_and_the_certificates_life() {
         (Some(2), Some(2), Some(0)),
         "{report}"
     );
+    let run = office.prh(&["report", "deadlines"]).await;
+    let line = run.out.lines().find(|l| l.starts_with("education")).unwrap_or_default();
+    let columns: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(columns.get(1..5), Some(&["2", "0", "0", "2"][..]), "{}", run.out);
     // Five applications and two re-checks asked public security, which always answered at once.
     let police = row("public_security");
     assert_eq!(
@@ -425,8 +572,8 @@ async fn statutory_clocks_reviews_notices_and_the_certificates_life() {
         "qualified"
     );
     let e_recheck_number = {
-        let db = prh_common::store::connect(&settings.pipeline_db()).await.unwrap();
-        let renewal = prh_common::store::pipeline::renewals::Entity::find()
+        let db = store::connect(&settings.pipeline_db()).await.unwrap();
+        let renewal = store::pipeline::renewals::Entity::find()
             .all(&db)
             .await
             .unwrap()
@@ -447,14 +594,29 @@ async fn statutory_clocks_reviews_notices_and_the_certificates_life() {
     );
 
     // Every step is on the trail, unbroken.
-    let db = prh_common::store::connect(&settings.pipeline_db()).await.unwrap();
+    let db = store::connect(&settings.pipeline_db()).await.unwrap();
     for id in [&a, &b, &c, &d, &e] {
-        let links = prh_common::store::audit::chain(&db, id.parse().unwrap()).await.unwrap();
+        let links = store::audit::chain(&db, id.parse().unwrap()).await.unwrap();
         prh_common::audit::verify(&links).unwrap_or_else(|e| panic!("trail of {id}: {e}"));
         let kinds: Vec<&str> = links.iter().map(|l| l.kind.as_str()).collect();
         assert!(kinds.contains(&"decision"), "{id}: {kinds:?}");
     }
 
+    // Every certificate issued or revoked was announced to the subscribers' queue.
+    let mut expected: Vec<(&str, &str)> = [&a_number, &d_number, &e_number, &e_recheck_number]
+        .into_iter()
+        .map(|n| ("certificate.issued", n.as_str()))
+        .collect();
+    expected.extend([&a_number, &d_number].map(|n| ("certificate.revoked", n.as_str())));
+    let announced = certificate_events(&settings, expected.len()).await;
+    for (kind, number) in &expected {
+        assert!(
+            announced.iter().any(|(k, e)| k == kind && e.number == *number),
+            "no {kind} of {number} in {announced:?}"
+        );
+    }
+    let renewal = announced.iter().find(|(_, e)| e.number == e_recheck_number).unwrap();
+    assert_eq!(renewal.1.renews.as_deref(), Some(e_number.as_str()));
+
     running.stop().await.unwrap();
-    local::remove_topology(&settings).await.unwrap();
 }

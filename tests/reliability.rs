@@ -88,6 +88,7 @@ async fn parked(settings: &Settings, n: usize) -> Vec<dead_letters::Parked> {
 async fn poison_messages_are_parked_with_their_reason_and_good_ones_flow() {
     let dir = tempfile::tempdir().unwrap();
     let settings = isolated_settings(Backend::Sqlite, &dir);
+    let _cleanup = common::Cleanup::of(&settings);
     let samples = local::prepare(&settings, 12, 21).await.unwrap();
     let running = LocalPipeline::start(&settings).await.unwrap();
     let token = CancellationToken::new();
@@ -184,7 +185,6 @@ async fn poison_messages_are_parked_with_their_reason_and_good_ones_flow() {
 
     let _ = conn.close(200, "bye".into()).await;
     running.stop().await.unwrap();
-    local::remove_topology(&settings).await.unwrap();
 }
 
 /// Starts the six pools on `settings` with their own stop token.
@@ -205,6 +205,7 @@ fn start_pools(settings: &Settings, tasks: &mut JoinSet<anyhow::Result<()>>, sto
 async fn parked_check_requests_are_replayed_after_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let mut full = isolated_settings(Backend::Sqlite, &dir);
+    let _cleanup = common::Cleanup::of(&full);
     let (all_versions, old_versions) = (dir.path().join("policies"), dir.path().join("policies-old"));
     std::fs::create_dir_all(&all_versions).unwrap();
     std::fs::create_dir_all(&old_versions).unwrap();
@@ -296,7 +297,6 @@ async fn parked_check_requests_are_replayed_after_the_fix() {
     while let Some(r) = tasks.join_next().await {
         r.unwrap().unwrap();
     }
-    local::remove_topology(&full).await.unwrap();
 }
 
 /// Stopping (what SIGTERM does) finishes the work in flight and flushes the outbox; after
@@ -305,6 +305,7 @@ async fn parked_check_requests_are_replayed_after_the_fix() {
 async fn a_graceful_stop_flushes_and_a_restart_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let settings = isolated_settings(Backend::Sqlite, &dir);
+    let _cleanup = common::Cleanup::of(&settings);
     let samples = local::prepare(&settings, 60, 33).await.unwrap();
     let running = LocalPipeline::start(&settings).await.unwrap();
     let client = reqwest::Client::new();
@@ -345,7 +346,6 @@ async fn a_graceful_stop_flushes_and_a_restart_resumes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     running.stop().await.unwrap();
-    local::remove_topology(&settings).await.unwrap();
 }
 
 /// A consumer the broker cancels (here: its queue deleted under it) subscribes again,
@@ -354,6 +354,7 @@ async fn a_graceful_stop_flushes_and_a_restart_resumes() {
 async fn a_cancelled_consumer_subscribes_again() {
     let dir = tempfile::tempdir().unwrap();
     let settings = isolated_settings(Backend::Sqlite, &dir);
+    let _cleanup = common::Cleanup::of(&settings);
     let samples = local::prepare(&settings, 6, 41).await.unwrap();
     let running = LocalPipeline::start(&settings).await.unwrap();
     let token = CancellationToken::new();
@@ -379,7 +380,6 @@ async fn a_cancelled_consumer_subscribes_again() {
         assert_eq!(view["status"], sample.expected.as_str(), "{}", sample.scenario);
     }
     running.stop().await.unwrap();
-    local::remove_topology(&settings).await.unwrap();
 }
 
 /// Signing is a pure function of the committed rows: rebuilding a certificate from the
@@ -396,6 +396,7 @@ async fn a_certificate_rebuilt_from_its_rows_is_byte_identical() {
 
     let dir = tempfile::tempdir().unwrap();
     let settings = isolated_settings(Backend::Sqlite, &dir);
+    let _cleanup = common::Cleanup::of(&settings);
     let samples = local::prepare(&settings, 10, 51).await.unwrap();
     let sample = samples.iter().find(|s| s.expected.as_str() == "qualified").unwrap();
     let running = LocalPipeline::start(&settings).await.unwrap();
@@ -406,7 +407,6 @@ async fn a_certificate_rebuilt_from_its_rows_is_byte_identical() {
     )
     .await;
     running.stop().await.unwrap();
-    local::remove_topology(&settings).await.unwrap();
 
     let db = prh_common::store::connect(&settings.pipeline_db()).await.unwrap();
     let number = view["certificate_number"].as_str().unwrap().to_owned();

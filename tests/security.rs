@@ -97,6 +97,7 @@ async fn parked_reasons(settings: &prh_common::config::Settings, ids: &[Uuid], p
 async fn forged_findings_are_parked_and_never_counted() {
     let dir = tempfile::tempdir().unwrap();
     let settings = isolated_settings(Backend::Sqlite, &dir);
+    let _cleanup = common::Cleanup::of(&settings);
     let samples = local::prepare(&settings, 20, 11).await.unwrap();
     let qualified = samples.iter().find(|s| s.scenario == "qualified").unwrap();
     let running = LocalPipeline::start(&settings).await.unwrap();
@@ -152,13 +153,13 @@ async fn forged_findings_are_parked_and_never_counted() {
 
     let _ = conn.close(200, "bye".into()).await;
     running.stop().await.unwrap();
-    local::remove_topology(&settings).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn department_users_reach_only_their_own_queue_and_speak_only_for_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = isolated_settings(Backend::Sqlite, &dir);
+    let _cleanup = common::Cleanup::of(&settings);
     local::prepare(&settings, 2, 3).await.unwrap();
     let made = prh::broker::setup(&settings).await.unwrap();
     let url_of = |who: Principal| made.iter().find(|c| c.principal == who).unwrap().url.clone();
@@ -220,7 +221,6 @@ async fn department_users_reach_only_their_own_queue_and_speak_only_for_themselv
     let _ = ps.close(200, "bye".into()).await;
     let _ = housing.close(200, "bye".into()).await;
     running.stop().await.unwrap();
-    local::remove_topology(&settings).await.unwrap();
     assert_eq!(prh::broker::remove_users(&settings).unwrap(), 8);
 }
 
@@ -247,6 +247,7 @@ fn key_paths(value: &serde_json::Value, at: &str, out: &mut BTreeSet<String>) {
 async fn each_department_receives_only_its_fields_on_the_wire() {
     let dir = tempfile::tempdir().unwrap();
     let settings = isolated_settings(Backend::Sqlite, &dir);
+    let _cleanup = common::Cleanup::of(&settings);
     let samples = local::prepare(&settings, 60, 13).await.unwrap();
     let running = LocalPipeline::start(&settings).await.unwrap();
     let topology = settings.topology();
@@ -364,13 +365,13 @@ async fn each_department_receives_only_its_fields_on_the_wire() {
 
     let _ = conn.close(200, "bye".into()).await;
     running.stop().await.unwrap();
-    local::remove_topology(&settings).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_channel_submits_with_its_own_key_and_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = isolated_settings(Backend::Sqlite, &dir);
+    let _cleanup = common::Cleanup::of(&settings);
     let (portal, window) = ("portal-key-for-the-test-0001", "window-key-for-the-test-0002");
     settings.intake.api_keys = BTreeMap::from([("portal".into(), portal.into()), ("window".into(), window.into())]);
     let samples = local::prepare(&settings, 4, 17).await.unwrap();
@@ -402,5 +403,4 @@ async fn each_channel_submits_with_its_own_key_and_is_recorded() {
     assert_eq!(view["channel"], "window", "{view}");
 
     running.stop().await.unwrap();
-    local::remove_topology(&settings).await.unwrap();
 }

@@ -4,7 +4,8 @@
 //! The official calendars this build knows are compiled in from `calendar/*.toml`; an
 //! operator adds a year the State Council has announced since by putting its file into
 //! `calendar.dir`. A year with no file counts Monday to Friday only, and says so
-//! (`covers`), because holidays are never guessed.
+//! (`covers`), because holidays are never guessed. A `provisional` year holds only what the
+//! law fixes (the statutory holidays), before the year's 调休 arrangement is published.
 
 use chrono::{Datelike, Days, NaiveDate, Weekday};
 use serde::Deserialize;
@@ -14,7 +15,10 @@ use std::{
 };
 
 /// The official calendars shipped with this build, one file per year.
-const SHIPPED: &[(&str, &str)] = &[("calendar/2026.toml", include_str!("../../calendar/2026.toml"))];
+const SHIPPED: &[(&str, &str)] = &[
+    ("calendar/2026.toml", include_str!("../../calendar/2026.toml")),
+    ("calendar/2027.toml", include_str!("../../calendar/2027.toml")),
+];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{file}: {message}")]
@@ -29,6 +33,8 @@ pub struct CalendarError {
 struct YearFile {
     year: i32,
     source: String,
+    #[serde(default)]
+    provisional: bool,
     #[serde(default)]
     workdays: Vec<NaiveDate>,
     #[serde(default)]
@@ -48,6 +54,8 @@ struct HolidayFile {
 pub struct Year {
     pub year: i32,
     pub source: String,
+    /// Only the statutory holidays: the year's arrangement (bridge days, 调休) is not out yet.
+    pub provisional: bool,
     /// Each public holiday day with its holiday's name.
     pub holidays: BTreeMap<NaiveDate, String>,
     /// Weekend days that are working days (调休上班).
@@ -102,17 +110,26 @@ impl Year {
         Ok(Self {
             year: raw.year,
             source: raw.source,
+            provisional: raw.provisional,
             holidays,
             workdays,
         })
     }
 }
 
-/// Logs a warning for this year or next when no official calendar covers it: deadlines
-/// there count weekends only until the operator adds the year's file.
+/// Logs a warning for this year or next when no official calendar covers it (deadlines
+/// there count weekends only) or only a provisional one does, until the operator adds the
+/// year's file.
 pub fn warn_if_uncovered(calendar: &WorkCalendar, today: NaiveDate) {
     for year in [today.year(), today.year() + 1] {
-        if !calendar.covers(year) {
+        if calendar.years.get(&year).is_some_and(|y| y.provisional) {
+            tracing::warn!(
+                year,
+                "the working-day calendar for {year} is provisional: statutory holidays only, without \
+                 the State Council's bridge days and make-up working days; add its notice as a file in \
+                 calendar.dir (see docs/lifecycle.md)"
+            );
+        } else if !calendar.covers(year) {
             tracing::warn!(
                 year,
                 "no working-day calendar for {year}: its deadlines skip weekends only; add the State \
@@ -230,8 +247,13 @@ mod tests {
     #[test]
     fn the_shipped_calendars_parse() {
         let calendar = WorkCalendar::official();
-        assert!(calendar.covers(2026));
-        assert_eq!(calendar.years().next().unwrap().holidays.len(), 33);
+        assert!(calendar.covers(2026) && calendar.covers(2027));
+        let counts: Vec<(i32, usize, usize, bool)> = calendar
+            .years()
+            .map(|y| (y.year, y.holidays.len(), y.workdays.len(), y.provisional))
+            .collect();
+        // 2027: the 13 statutory days of 国务院令第795号 and no 调休 yet.
+        assert_eq!(counts, [(2026, 33, 6, false), (2027, 13, 0, true)]);
     }
 
     #[test]
@@ -278,9 +300,17 @@ mod tests {
             (
                 d(2026, 12, 31),
                 1,
-                d(2027, 1, 1),
-                "2027 has no calendar yet: Mon–Fri only",
+                d(2027, 1, 4),
+                "元旦 2027 is a Friday: provisional 2027 calendar",
             ),
+            (
+                d(2027, 2, 4),
+                1,
+                d(2027, 2, 9),
+                "春节 2027: 除夕 (Friday 5) to 初三 (Monday 8)",
+            ),
+            (d(2027, 9, 30), 1, d(2027, 10, 4), "国庆 2027: 1–3 October"),
+            (d(2028, 1, 3), 5, d(2028, 1, 10), "2028 has no calendar: Mon–Fri only"),
         ];
         for (start, n, expected, why) in cases {
             assert_eq!(c.add_working_days(start, n), expected, "{start} + {n}: {why}");

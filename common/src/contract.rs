@@ -41,6 +41,8 @@ pub mod kinds {
     pub const CHECK_REQUESTED: &str = "check.requested";
     pub const FINDING_REPORTED: &str = "finding.reported";
     pub const DECISION_MADE: &str = "decision.made";
+    pub const CERTIFICATE_ISSUED: &str = "certificate.issued";
+    pub const CERTIFICATE_REVOKED: &str = "certificate.revoked";
 }
 
 /// A person as public security and civil affairs see them.
@@ -307,9 +309,119 @@ impl DecisionEvent {
     }
 }
 
+/// What happened to a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateChange {
+    Issued,
+    Revoked,
+}
+
+/// A certificate issued (at the decision, when its public notice ends, or by a yearly
+/// re-check) or revoked, so an intake service learns of it without polling. Like the
+/// decision event it carries no personal data and no free text: subscribers fetch the
+/// certificate and any revocation reason over HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateEvent {
+    pub number: String,
+    /// The application the certificate was issued on.
+    pub application_id: Uuid,
+    pub change: CertificateChange,
+    pub at: DateTime<Utc>,
+    /// When issued: the last day it is valid.
+    pub valid_until: Option<NaiveDate>,
+    /// When issued by a yearly re-check: the certificate it replaces.
+    pub renews: Option<String>,
+}
+
+impl CertificateEvent {
+    /// `number`, issued on `application_id`, valid until `valid_until`; `renews` names the
+    /// certificate a yearly re-check replaces.
+    pub fn issued(
+        number: &str,
+        application_id: Uuid,
+        at: DateTime<Utc>,
+        valid_until: NaiveDate,
+        renews: Option<&str>,
+    ) -> Self {
+        Self {
+            number: number.to_owned(),
+            application_id,
+            change: CertificateChange::Issued,
+            at,
+            valid_until: Some(valid_until),
+            renews: renews.map(str::to_owned),
+        }
+    }
+
+    /// `number`, issued on `application_id`, revoked `at`.
+    pub fn revoked(number: &str, application_id: Uuid, at: DateTime<Utc>) -> Self {
+        Self {
+            number: number.to_owned(),
+            application_id,
+            change: CertificateChange::Revoked,
+            at,
+            valid_until: None,
+            renews: None,
+        }
+    }
+
+    /// The `certificate.issued` or `certificate.revoked` message, routed by its kind on the
+    /// decisions exchange. The trace id is the application id, as for every message.
+    pub fn message(&self, topology: &crate::bus::Topology) -> Result<crate::bus::Outgoing, serde_json::Error> {
+        let kind = match self.change {
+            CertificateChange::Issued => kinds::CERTIFICATE_ISSUED,
+            CertificateChange::Revoked => kinds::CERTIFICATE_REVOKED,
+        };
+        Ok(crate::bus::Outgoing {
+            exchange: topology.decisions_exchange(),
+            routing_key: kind.into(),
+            kind: kind.into(),
+            message_id: Uuid::now_v7(),
+            correlation_id: Some(self.application_id),
+            headers: vec![(
+                headers::TRACEPARENT.into(),
+                crate::trace::child(None, self.application_id),
+            )],
+            body: serde_json::to_vec(self)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificate_events_are_routed_by_their_change_and_read_back() {
+        let topology = crate::bus::Topology::new("prh", 10);
+        let id = Uuid::now_v7();
+        let at = DateTime::parse_from_rfc3339("2026-12-03T02:00:00Z").unwrap().to_utc();
+        let until = NaiveDate::from_ymd_opt(2027, 12, 2).unwrap();
+        let cases = [
+            (
+                CertificateEvent::issued("WHZG-2026-000001", id, at, until, None),
+                "certificate.issued",
+            ),
+            (
+                CertificateEvent::issued("WHZG-2027-000009", id, at, until, Some("WHZG-2026-000001")),
+                "certificate.issued",
+            ),
+            (
+                CertificateEvent::revoked("WHZG-2026-000001", id, at),
+                "certificate.revoked",
+            ),
+        ];
+        for (event, key) in cases {
+            let message = event.message(&topology).unwrap();
+            assert_eq!((message.routing_key.as_str(), message.kind.as_str()), (key, key));
+            assert_eq!(message.exchange, "prh.decisions");
+            assert_eq!(message.correlation_id, Some(id));
+            let back: CertificateEvent = serde_json::from_slice(&message.body).unwrap();
+            assert_eq!(back, event);
+        }
+    }
     use crate::application::{Benefit, Person};
 
     fn sample() -> Application {

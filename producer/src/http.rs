@@ -56,7 +56,20 @@ impl ApiState {
         title = "PRH intake API",
         description = "Public rental housing (公租房) applications: one form, one submission."
     ),
-    paths(submit, get_application, get_certificate, get_keys),
+    paths(
+        submit,
+        get_application,
+        get_certificate,
+        get_keys,
+        crate::office_api::list_reviews,
+        crate::office_api::review,
+        crate::office_api::pause,
+        crate::office_api::resume,
+        crate::office_api::object,
+        crate::office_api::revoke,
+        crate::office_api::recheck,
+        crate::office_api::deadlines
+    ),
     components(schemas(
         ApplicationForm,
         Receipt,

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use prh_common::{
     application::{Application, Channel},
     audit::kinds as audit_kinds,
-    contract::DecisionEvent,
+    contract::{CertificateEvent, DecisionEvent},
     metrics as m,
     policy::{Decision, DecisionOutcome},
     store::{
@@ -376,6 +376,7 @@ impl Intake {
         let trail = self.revoke_in(&txn, number, &why, officer, now).await?;
         audit::append(&txn, now, trail).await?;
         txn.commit().await?;
+        self.relay.notify_one();
         counted("revoke");
         Ok(())
     }
@@ -415,6 +416,10 @@ impl Intake {
         })
         .exec_without_returning(txn)
         .await?;
+        let message = CertificateEvent::revoked(number, cert.application_id, now)
+            .message(&self.topology)
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        outbox::enqueue_all(txn, crate::intake::ORIGIN, &[message]).await?;
         Ok(vec![audit::Event {
             application_id: cert.application_id,
             kind: audit_kinds::REVOKED,

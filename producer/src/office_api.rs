@@ -164,7 +164,7 @@ fn done(result: Result<String, ActionError>, by: String) -> Response {
 /// The manual-review queue: every referred case, oldest first, with its criteria and
 /// facts (at most 200).
 #[utoipa::path(get, path = "/v1/reviews", responses((status = 200, body = [ApplicationView]), (status = 401)))]
-async fn list_reviews(State(state): State<ApiState>, _: Officer) -> Response {
+pub(crate) async fn list_reviews(State(state): State<ApiState>, _: Officer) -> Response {
     let ids: Result<Vec<uuid::Uuid>, _> = applications::Entity::find()
         .select_only()
         .column(applications::Column::Id)
@@ -193,7 +193,7 @@ async fn list_reviews(State(state): State<ApiState>, _: Officer) -> Response {
 /// Decide a referred case (qualified or rejected) with a written reason.
 #[utoipa::path(post, path = "/v1/applications/{id}/review", request_body = ReviewRequest,
     responses((status = 200, body = ActionDone), (status = 401), (status = 404), (status = 409, description = "Not a referred case"), (status = 422, description = "No reason given")))]
-async fn review(
+pub(crate) async fn review(
     State(state): State<ApiState>,
     Officer(by): Officer,
     Path(id): Path<String>,
@@ -205,7 +205,7 @@ async fn review(
 /// Ask the applicant for a missing document (补正): the clock stops.
 #[utoipa::path(post, path = "/v1/applications/{id}/supplement-request", request_body = SupplementRequest,
     responses((status = 200, body = ActionDone), (status = 401), (status = 404), (status = 409), (status = 422)))]
-async fn pause(
+pub(crate) async fn pause(
     State(state): State<ApiState>,
     Officer(by): Officer,
     Path(id): Path<String>,
@@ -217,7 +217,7 @@ async fn pause(
 /// The document arrived: the clock runs again.
 #[utoipa::path(post, path = "/v1/applications/{id}/supplement", request_body = Supplement,
     responses((status = 200, body = ActionDone), (status = 401), (status = 404), (status = 409)))]
-async fn resume(
+pub(crate) async fn resume(
     State(state): State<ApiState>,
     Officer(by): Officer,
     Path(id): Path<String>,
@@ -229,7 +229,7 @@ async fn resume(
 /// Record an objection received during the public notice (公示): the case is referred.
 #[utoipa::path(post, path = "/v1/applications/{id}/objections", request_body = Objection,
     responses((status = 200, body = ActionDone), (status = 401), (status = 404), (status = 409, description = "Not in its notice period")))]
-async fn object(
+pub(crate) async fn object(
     State(state): State<ApiState>,
     Officer(by): Officer,
     Path(id): Path<String>,
@@ -241,7 +241,7 @@ async fn object(
 /// Revoke a valid certificate, with the reason.
 #[utoipa::path(post, path = "/v1/certificates/{number}/revoke", request_body = Revocation,
     responses((status = 200, body = ActionDone), (status = 401), (status = 404), (status = 409)))]
-async fn revoke(
+pub(crate) async fn revoke(
     State(state): State<ApiState>,
     Officer(by): Officer,
     Path(number): Path<String>,
@@ -254,7 +254,7 @@ async fn revoke(
 /// Start the yearly re-check (年审) of a certificate; 202 with the re-check's receipt.
 #[utoipa::path(post, path = "/v1/certificates/{number}/recheck",
     responses((status = 202, body = crate::intake::Receipt), (status = 401), (status = 404), (status = 409)))]
-async fn recheck(State(state): State<ApiState>, _: Officer, Path(number): Path<String>) -> Response {
+pub(crate) async fn recheck(State(state): State<ApiState>, _: Officer, Path(number): Path<String>) -> Response {
     match state.intake.recheck(&number).await {
         Ok(receipt) => (StatusCode::ACCEPTED, Json(receipt)).into_response(),
         Err(e) => refused(e),
@@ -263,7 +263,7 @@ async fn recheck(State(state): State<ApiState>, _: Officer, Path(number): Path<S
 
 /// Per department: answered in time, late, still silent, and mean working days taken.
 #[utoipa::path(get, path = "/v1/reports/deadlines", responses((status = 200, body = [DepartmentDeadlines]), (status = 401)))]
-async fn deadlines(State(state): State<ApiState>, _: Officer) -> Response {
+pub(crate) async fn deadlines(State(state): State<ApiState>, _: Officer) -> Response {
     match report::deadlines(&state.intake.db, &state.context()).await {
         Ok(rows) => Json(rows).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, redact(&e.to_string())),

@@ -43,6 +43,45 @@ pub fn isolated_settings(backend: Backend, dir: &tempfile::TempDir) -> Settings 
     settings
 }
 
+/// Removes a test's broker topology and, on PostgreSQL, its schemas when dropped: at the
+/// end of the test, and also when an assertion fails half-way, so that no run leaves
+/// queues or schemas behind on the machine's shared services.
+pub struct Cleanup(Settings);
+
+impl Cleanup {
+    /// Take it right after `isolated_settings`: the prefix and schemas are fixed by then.
+    pub fn of(settings: &Settings) -> Self {
+        Self(settings.clone())
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let settings = self.0.clone();
+        // Drop cannot await and may run on the test's own runtime, or while it unwinds:
+        // a runtime of its own, on a thread of its own.
+        let cleaned = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                prh::local::remove_topology(&settings).await?;
+                if !settings.pipeline_db().is_sqlite() {
+                    prh_common::store::db::drop_schema(&settings.pipeline_db()).await?;
+                    for d in Department::ALL {
+                        prh_common::store::db::drop_schema(&settings.registry_db(d)).await?;
+                    }
+                }
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        match cleaned {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if !std::thread::panicking() => panic!("cleaning up after the test: {e:#}"),
+            other => eprintln!("cleaning up after the failed test: {other:?}"),
+        }
+    }
+}
+
 /// Submits `body` and waits for its decision; returns the status view.
 pub async fn decided(base: &str, body: &Value, key: &str) -> Value {
     let client = reqwest::Client::new();

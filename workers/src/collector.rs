@@ -9,7 +9,7 @@ use prh_common::{
     calendar::WorkCalendar,
     certificate::{Certificate, Issuer},
     clock::Clock,
-    contract::{DecisionEvent, Finding, headers},
+    contract::{CertificateEvent, DecisionEvent, Finding, headers},
     department::Department,
     id_number::redact,
     metrics as m,
@@ -474,11 +474,12 @@ impl Decider {
             (DecisionOutcome::Rejected, Some(renewal)) => {
                 let reasons: Vec<&str> = decision.reasons().iter().map(|r| r.as_str()).collect();
                 writes.revoke(
+                    &self.topology,
                     renewal,
                     format!("yearly re-check {reference} rejected: {}", reasons.join(", ")),
                     "yearly re-check",
                     now,
-                );
+                )?;
                 status::REJECTED
             }
             (DecisionOutcome::Rejected, None) => status::REJECTED,
@@ -559,6 +560,14 @@ impl Decider {
             valid_until: Set(signed.certificate.valid_until),
             status: Set(certificate_status::VALID.into()),
         });
+        let issued = CertificateEvent::issued(
+            &signed.certificate.number,
+            app_row.id,
+            self.clock.now(),
+            signed.certificate.valid_until,
+            renewal.map(|r| r.certificate_number.as_str()),
+        );
+        writes.announce(&self.topology, &issued)?;
         if let Some(renewal) = renewal {
             writes.touched.push(renewal.original_application_id);
             writes.renewed.push(renewal.certificate_number.clone());
@@ -604,6 +613,8 @@ pub(crate) struct Writes {
     pub certificates: Vec<certificates::ActiveModel>,
     pub statuses: HashMap<(&'static str, String), Vec<Uuid>>,
     pub events: Vec<Outgoing>,
+    /// Certificates issued or revoked, announced after the decisions.
+    pub certificate_events: Vec<Outgoing>,
     pub notices: Vec<notices::ActiveModel>,
     pub revocations: Vec<revocations::ActiveModel>,
     /// Certificates replaced by their re-check's.
@@ -633,7 +644,23 @@ impl Writes {
         });
     }
 
-    fn revoke(&mut self, renewal: &renewals::Model, reason: String, by: &str, now: chrono::DateTime<chrono::Utc>) {
+    /// Queues a certificate event, sent after the batch's decision events.
+    fn announce(&mut self, topology: &Topology, event: &CertificateEvent) -> Result<(), DbErr> {
+        let message = event.message(topology).map_err(|e| DbErr::Custom(e.to_string()))?;
+        self.certificate_events.push(message);
+        Ok(())
+    }
+
+    fn revoke(
+        &mut self,
+        topology: &Topology,
+        renewal: &renewals::Model,
+        reason: String,
+        by: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), DbErr> {
+        let revoked = CertificateEvent::revoked(&renewal.certificate_number, renewal.original_application_id, now);
+        self.announce(topology, &revoked)?;
         self.touched.push(renewal.original_application_id);
         self.trail.push(audit::Event {
             application_id: renewal.original_application_id,
@@ -646,6 +673,7 @@ impl Writes {
             revoked_by: Set(by.into()),
             at: Set(now),
         });
+        Ok(())
     }
 
     pub(crate) async fn apply(
@@ -708,6 +736,8 @@ impl Writes {
                 .exec(txn)
                 .await?;
         }
-        outbox::enqueue_all(txn, ORIGIN, &self.events).await
+        let mut events = self.events;
+        events.extend(self.certificate_events);
+        outbox::enqueue_all(txn, ORIGIN, &events).await
     }
 }

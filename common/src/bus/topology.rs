@@ -135,6 +135,11 @@ impl Topology {
                 self.decisions_exchange(),
                 "decision.#".to_owned(),
             ),
+            (
+                self.decisions_queue(),
+                self.decisions_exchange(),
+                "certificate.#".to_owned(),
+            ),
             // Referred cases stay open until a person decides them.
             (
                 self.housing_decisions_queue(),
