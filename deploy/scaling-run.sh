@@ -48,4 +48,31 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 echo "running: intake, collector and $instances instance(s) per department (${#pids[@]} processes)" >&2
-"$bin" bench --external --applications "$applications" "${@:3}"
+
+# CPU seconds of a process so far (user + system), from /proc.
+cpu() { awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+role() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | sed 's|^[^ ]*prh ||; s/ *$//'; }
+broker=$(pgrep -f 'beam.smp.*rabbit' | head -1 || true)
+watched=("${pids[@]}" ${broker:+"$broker"})
+
+# The bench measures the ceiling and seeds first; the CPU split covers only the phase in
+# which the applications are driven.
+"$bin" bench --external --applications "$applications" "${@:3}" 2> >(tee "$work/bench.err" >&2) &
+bench=$!
+until grep -q driving "$work/bench.err" 2>/dev/null || ! kill -0 $bench 2>/dev/null; do sleep 0.2; done
+declare -A before; for p in "${watched[@]}" $bench; do before[$p]=$(cpu "$p"); done
+started=$(date +%s.%N)
+declare -A last; ended=$started
+while kill -0 $bench 2>/dev/null; do
+    for p in "${watched[@]}" $bench; do last[$p]=$(cpu "$p"); done
+    ended=$(date +%s.%N)
+    sleep 0.5
+done
+wait $bench
+echo
+wall=$(awk -v a="$started" -v b="$ended" 'BEGIN {printf "%.1f", b - a}')
+echo "CPU while driving (cores: CPU seconds per second of the $wall s):"
+for p in "${watched[@]}" $bench; do
+    name=$(role "$p"); [ "$p" = "$broker" ] && name=rabbitmq; [ "$p" = "$bench" ] && name="bench driver"
+    awk -v a="${before[$p]:-0}" -v b="${last[$p]:-0}" -v w="$wall" -v n="$name" 'BEGIN {printf "  %5.2f  %s\n", (b - a) / w, n}'
+done | sort -rn

@@ -57,8 +57,23 @@ struct Report {
     /// Peak resident memory per process, in MiB: this process in all-in-one mode, every
     /// local `prh intake|worker|collector` process with `--external`.
     peak_rss_mib: BTreeMap<String, f64>,
+    /// Where the database time goes, per group-commit unit (intake, collector, each
+    /// department's checks), from `/metrics` while the applications were driven: every
+    /// unit in all-in-one mode, intake's with `--external`.
+    group_commits: BTreeMap<String, GroupCommits>,
     database: String,
     mode: String,
+    /// First submission to last decision.
+    span_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct GroupCommits {
+    transactions: f64,
+    jobs_per_transaction: f64,
+    mean_transaction_seconds: f64,
+    /// Transaction time ÷ the run's span: near 1, the unit's one writer is what limits.
+    busy_fraction: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -139,6 +154,7 @@ pub async fn run(mut settings: Settings, options: Options, dir: &Path) -> anyhow
         .await?
         .flatten()
         .unwrap_or(0);
+    let commits_before = group_commit_totals(&base).await;
     let ids = local::submit_all(
         &base,
         settings.client.api_key.as_deref(),
@@ -166,6 +182,7 @@ pub async fn run(mut settings: Settings, options: Options, dir: &Path) -> anyhow
     }
     let mut report = measure(&db, &ids, ceiling, &options, database, mode).await?;
     report.broker_ceiling_trials = trials;
+    report.group_commits = group_commits(&commits_before, &group_commit_totals(&base).await, report.span_seconds);
     if let Some(p) = pipeline {
         p.stop().await?;
         local::remove_topology(&settings).await.ok();
@@ -320,6 +337,8 @@ async fn measure(
     }
     let pipeline_mps = apps_per_second * messages_per_application;
     Ok(Report {
+        span_seconds: span,
+        group_commits: BTreeMap::new(),
         applications: ids.len(),
         applications_per_second: apps_per_second,
         ceiling_fraction: pipeline_mps / ceiling,
@@ -342,6 +361,59 @@ async fn measure(
         database,
         mode: mode.to_owned(),
     })
+}
+
+/// Per unit: (transactions, jobs, seconds) so far, from the `prh_group_commit_*` sums and
+/// counts on intake's `/metrics`; empty when it cannot be read.
+async fn group_commit_totals(base: &str) -> BTreeMap<String, (f64, f64, f64)> {
+    let text = match reqwest::get(format!("{base}/metrics")).await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let mut totals: BTreeMap<String, (f64, f64, f64)> = BTreeMap::new();
+    for line in text.lines() {
+        let Some((name, rest)) = line.split_once("{unit=\"") else {
+            continue;
+        };
+        let Some((unit, value)) = rest.split_once("\"} ") else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let entry = totals.entry(unit.to_owned()).or_default();
+        match name {
+            "prh_group_commit_jobs_count" => entry.0 = value,
+            "prh_group_commit_jobs_sum" => entry.1 = value,
+            "prh_group_commit_seconds_sum" => entry.2 = value,
+            _ => {}
+        }
+    }
+    totals
+}
+
+/// What each unit did between two readings of `group_commit_totals`.
+fn group_commits(
+    before: &BTreeMap<String, (f64, f64, f64)>,
+    after: &BTreeMap<String, (f64, f64, f64)>,
+    span: f64,
+) -> BTreeMap<String, GroupCommits> {
+    after
+        .iter()
+        .filter_map(|(unit, (txns, jobs, secs))| {
+            let (t0, j0, s0) = before.get(unit).copied().unwrap_or_default();
+            let transactions = txns - t0;
+            (transactions > 0.0).then(|| {
+                let stats = GroupCommits {
+                    transactions,
+                    jobs_per_transaction: (jobs - j0) / transactions,
+                    mean_transaction_seconds: (secs - s0) / transactions,
+                    busy_fraction: (secs - s0) / span,
+                };
+                (unit.clone(), stats)
+            })
+        })
+        .collect()
 }
 
 /// Peak resident memory (VmHWM) of a process, in MiB.
@@ -427,6 +499,18 @@ fn print_table(r: &Report) {
     println!("fraction of ceiling      {:.1} %", r.ceiling_fraction * 100.0);
     for (d, rate) in &r.checks_per_second {
         println!("  {d:<18} {rate:.1} checks/s");
+    }
+    if !r.group_commits.is_empty() {
+        println!("group commits            unit               txns  jobs/txn  ms/txn  busy");
+        for (unit, g) in &r.group_commits {
+            println!(
+                "                         {unit:<18} {:>5.0} {:>9.1} {:>7.1} {:>4.0} %",
+                g.transactions,
+                g.jobs_per_transaction,
+                g.mean_transaction_seconds * 1000.0,
+                g.busy_fraction * 100.0
+            );
+        }
     }
     for (process, rss) in &r.peak_rss_mib {
         println!("peak RSS                 {rss:.1} MiB  {process}");

@@ -292,6 +292,22 @@ fn separate_processes_decide_what_prh_submit_sends() {
             metric(&text, "prh_deliveries_total") > 0.0 || who == "intake",
             "{who}: no deliveries counted"
         );
+        // Every application was a job of intake's and the collector's group commits, and
+        // every pool checked in them too.
+        let (unit, jobs) = match who.as_str() {
+            "intake" => ("intake", total),
+            "collector" => ("collector", total),
+            pool => (pool.rsplit(' ').next().unwrap_or_default(), 1.0),
+        };
+        let committed = metric(&text, &format!("prh_group_commit_jobs_sum{{unit=\"{unit}\"}}"));
+        assert!(
+            committed >= jobs,
+            "{who}: {committed} group-commit jobs, expected at least {jobs}\n{text}"
+        );
+        assert!(
+            metric(&text, "prh_group_commit_seconds_count") > 0.0,
+            "{who}: no transaction timed"
+        );
     }
 
     // SIGTERM: every process finishes its work and exits 0.

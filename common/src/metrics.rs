@@ -24,6 +24,8 @@ pub const CHASES: &str = "prh_chases_total";
 pub const DEADLINE_WARNINGS: &str = "prh_deadline_warnings_total";
 pub const OVERDUE: &str = "prh_departments_overdue_total";
 pub const OFFICE_ACTIONS: &str = "prh_office_actions_total";
+pub const GROUP_COMMIT_JOBS: &str = "prh_group_commit_jobs";
+pub const GROUP_COMMIT_SECONDS: &str = "prh_group_commit_seconds";
 
 /// Latency buckets in seconds: from a fast check to a slow decision.
 const BUCKETS: &[f64] = &[
@@ -39,6 +41,11 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let handle = PrometheusBuilder::new()
                 .set_buckets(BUCKETS)
+                .ok()?
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(GROUP_COMMIT_JOBS.into()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+                )
                 .ok()?
                 .install_recorder()
                 .ok()?;
@@ -73,6 +80,15 @@ fn describe() {
     describe_counter!(
         OVERDUE,
         "Cases referred because a department passed its limit, by department"
+    );
+    describe_histogram!(
+        GROUP_COMMIT_JOBS,
+        "Work items that shared one transaction, by unit (intake, collector, or the department whose checks)"
+    );
+    describe_histogram!(
+        GROUP_COMMIT_SECONDS,
+        metrics::Unit::Seconds,
+        "How long one group-commit transaction took, by unit"
     );
     describe_counter!(
         OFFICE_ACTIONS,

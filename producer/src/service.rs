@@ -51,7 +51,12 @@ pub async fn run(
             max_household: settings.intake.max_household,
         },
         relay: relay.notifier(),
-        commits: GroupCommit::start(db.clone(), Arc::new(Writer), settings.intake.concurrency.max(32)),
+        commits: GroupCommit::start(
+            "intake",
+            db.clone(),
+            Arc::new(Writer),
+            settings.intake.concurrency.max(32),
+        ),
         calendar,
         clock: settings.clock.clone(),
     });

@@ -10,7 +10,7 @@ use prh_common::{
     certificate::{Certificate, Issuer},
     clock::Clock,
     contract::{CertificateEvent, DecisionEvent, Finding, headers},
-    department::Department,
+    department::{Department, Track},
     id_number::redact,
     metrics as m,
     policy::{self, Decision, DecisionOutcome, Policy},
@@ -32,6 +32,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
     QuerySelect, sea_query::Expr,
 };
+use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::{
@@ -82,7 +83,7 @@ impl Collector {
     pub fn start(decider: Arc<Decider>, relay: Arc<Notify>, max_batch: usize, trust: Trust) -> Self {
         let db = decider.db.clone();
         Self {
-            commits: GroupCommit::start(db, decider, max_batch),
+            commits: GroupCommit::start("collector", db, decider, max_batch),
             relay,
             trust,
         }
@@ -302,25 +303,26 @@ impl Decider {
             .into_iter()
             .map(|row| (row.id, row))
             .collect();
-        // The answers already stored. The applications' locks, taken above, keep them
-        // current until this transaction ends. The first answer of a department stands: a
-        // redelivered finding, or a second one in this batch, is neither stored nor
-        // recorded again.
-        let mut stored: HashMap<Uuid, Vec<Finding>> = HashMap::new();
-        for row in findings::Entity::find()
+        // Which departments have answered already. The applications' locks, taken above,
+        // keep this current until the transaction ends. The first answer of a department
+        // stands: a redelivered finding, or a second one in this batch, is neither stored
+        // nor recorded again. Only the department is read here; the answers themselves are
+        // read, and parsed, only for the applications this batch completes.
+        let mut answered: HashSet<(Uuid, Department)> = HashSet::new();
+        for (id, department) in findings::Entity::find()
+            .select_only()
+            .column(findings::Column::ApplicationId)
+            .column(findings::Column::Department)
             .filter(findings::Column::ApplicationId.is_in(apps.keys().copied().collect::<Vec<_>>()))
+            .into_tuple::<(Uuid, String)>()
             .all(txn)
             .await?
         {
-            let finding: Finding = serde_json::from_value(row.payload)
+            let department = department
+                .parse::<Department>()
                 .map_err(|e| DbErr::Custom(format!("stored finding unreadable: {e}")))?;
-            stored.entry(row.application_id).or_default().push(finding);
+            answered.insert((id, department));
         }
-        let mut answered: HashSet<(Uuid, Department)> = stored
-            .values()
-            .flatten()
-            .map(|f| (f.application_id, f.department))
-            .collect();
         let mut rows = Vec::new();
         let mut trail = Vec::new();
         for (f, _, evidence) in jobs {
@@ -344,7 +346,6 @@ impl Decider {
                     "body_sha256": evidence.body_sha256,
                 }),
             });
-            stored.entry(f.application_id).or_default().push(f.clone());
         }
         if apps.is_empty() {
             return Ok(vec![Stored::UnknownApplication; jobs.len()]);
@@ -367,45 +368,74 @@ impl Decider {
             .into_iter()
             .collect();
 
-        let renewal_of = renewals_of(txn, apps.values()).await?;
-        // Of several findings of one application in the batch, the last one decides.
+        // Of several findings of one application in the batch, the last one decides, once
+        // every department its track asks has answered. While the applicant is asked for a
+        // document (补正) the case waits; the sweeper decides it once the clock runs again.
         let last: HashMap<Uuid, usize> = jobs
             .iter()
             .enumerate()
             .map(|(i, (f, ..))| (f.application_id, i))
             .collect();
-        let mut writes = Writes::default();
-        let mut out = Vec::with_capacity(jobs.len());
-        for (i, (finding, traceparent, _)) in jobs.iter().enumerate() {
+        // None: the finding completes its application, which is decided below.
+        let mut outcome: Vec<Option<Stored>> = Vec::with_capacity(jobs.len());
+        let mut complete: Vec<Uuid> = Vec::new();
+        for (i, (finding, ..)) in jobs.iter().enumerate() {
             let id = finding.application_id;
-            let Some(app_row) = apps.get(&id) else {
-                out.push(Stored::UnknownApplication);
+            let Some(row) = apps.get(&id) else {
+                outcome.push(Some(Stored::UnknownApplication));
                 continue;
             };
             if decided.contains(&id) {
-                out.push(Stored::AlreadyDecided);
+                outcome.push(Some(Stored::AlreadyDecided));
                 continue;
             }
-            // While the applicant is asked for a document (补正) the case waits; the
-            // sweeper decides it once the clock runs again.
-            if last.get(&id) != Some(&i) || app_row.status == status::AWAITING_DOCUMENTS {
-                out.push(Stored::Waiting);
-                continue;
-            }
-            let application: Application =
-                serde_json::from_value(app_row.payload.clone()).map_err(|e| DbErr::Custom(e.to_string()))?;
-            let answers = stored.get(&id).map(Vec::as_slice).unwrap_or_default();
-            let complete = application
+            let track = row
                 .track
-                .departments()
-                .iter()
-                .all(|d| answers.iter().any(|f| f.department == *d));
-            out.push(if complete {
-                let renewal = renewal_of.get(&id);
-                Stored::Decided(self.decide(&mut writes, app_row, &application, answers, now, traceparent, renewal)?)
+                .parse::<Track>()
+                .map_err(|e| DbErr::Custom(format!("stored application unreadable: {e}")))?;
+            let completes = last.get(&id) == Some(&i)
+                && row.status != status::AWAITING_DOCUMENTS
+                && track.departments().iter().all(|d| answered.contains(&(id, *d)));
+            if completes {
+                complete.push(id);
+                outcome.push(None);
             } else {
-                Stored::Waiting
-            });
+                outcome.push(Some(Stored::Waiting));
+            }
+        }
+        let mut answers: HashMap<Uuid, Vec<Finding>> = HashMap::new();
+        if !complete.is_empty() {
+            for row in findings::Entity::find()
+                .filter(findings::Column::ApplicationId.is_in(complete.clone()))
+                .all(txn)
+                .await?
+            {
+                let finding: Finding = serde_json::from_value(row.payload)
+                    .map_err(|e| DbErr::Custom(format!("stored finding unreadable: {e}")))?;
+                answers.entry(row.application_id).or_default().push(finding);
+            }
+        }
+        let renewal_of = renewals_of(txn, complete.iter().filter_map(|id| apps.get(id))).await?;
+        let mut writes = Writes::default();
+        let mut out = Vec::with_capacity(jobs.len());
+        for ((finding, traceparent, _), stored) in jobs.iter().zip(outcome) {
+            let id = finding.application_id;
+            let (None, Some(app_row)) = (&stored, apps.get(&id)) else {
+                out.push(stored.unwrap_or(Stored::Waiting));
+                continue;
+            };
+            let application = Application::deserialize(&app_row.payload)
+                .map_err(|e| DbErr::Custom(format!("stored application unreadable: {e}")))?;
+            let found = answers.get(&id).map(Vec::as_slice).unwrap_or_default();
+            out.push(Stored::Decided(self.decide(
+                &mut writes,
+                app_row,
+                &application,
+                found,
+                now,
+                traceparent,
+                renewal_of.get(&id),
+            )?));
         }
         trail.append(&mut writes.trail);
         writes.apply(txn, now).await?;

@@ -119,7 +119,7 @@ impl CheckHandler {
             key,
             policies,
             topology,
-            checks: GroupCommit::start(registry, Arc::new(checker), max_batch),
+            checks: GroupCommit::start(department.as_str(), registry, Arc::new(checker), max_batch),
         }
     }
 

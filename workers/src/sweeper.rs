@@ -24,6 +24,7 @@ use sea_orm::{
     ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, TransactionTrait,
     sea_query::{Expr, OnConflict},
 };
+use serde::Deserialize;
 use serde_json::json;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::sync::Notify;
@@ -139,7 +140,7 @@ impl Sweeper {
         let mut requests = Vec::new();
         for app_row in &open {
             let application: Application =
-                serde_json::from_value(app_row.payload.clone()).map_err(|e| DbErr::Custom(e.to_string()))?;
+                Application::deserialize(&app_row.payload).map_err(|e| DbErr::Custom(e.to_string()))?;
             let policy = d.policy_of(app_row)?;
             let found = answers.get(&app_row.id).map(Vec::as_slice).unwrap_or_default();
             let missing: Vec<Department> = application
@@ -294,7 +295,7 @@ impl Sweeper {
                 continue;
             };
             let application: Application =
-                serde_json::from_value(app_row.payload.clone()).map_err(|e| DbErr::Custom(e.to_string()))?;
+                Application::deserialize(&app_row.payload).map_err(|e| DbErr::Custom(e.to_string()))?;
             let policy = d.policy_of(app_row)?;
             let found = answers.get(&app_row.id).map(Vec::as_slice).unwrap_or_default();
             // A referred case a reviewer qualified: its award from the facts reported.

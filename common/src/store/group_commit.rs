@@ -27,9 +27,17 @@ pub struct GroupCommit<U: Unit> {
     jobs: mpsc::Sender<(U::Job, Reply<U>)>,
 }
 
+/// Records how many jobs shared a transaction and how long it took: the figures that tell
+/// whether a unit is bound by its statements or by how much arrives at once.
+fn observe(unit: &'static str, jobs: usize, started: std::time::Instant) {
+    metrics::histogram!(crate::metrics::GROUP_COMMIT_JOBS, "unit" => unit).record(jobs as f64);
+    metrics::histogram!(crate::metrics::GROUP_COMMIT_SECONDS, "unit" => unit).record(started.elapsed().as_secs_f64());
+}
+
 impl<U: Unit> GroupCommit<U> {
-    /// Starts the task; at most `max_batch` jobs share a transaction.
-    pub fn start(db: DatabaseConnection, unit: Arc<U>, max_batch: usize) -> Self {
+    /// Starts the task; at most `max_batch` jobs share a transaction. `name` labels its
+    /// metrics.
+    pub fn start(name: &'static str, db: DatabaseConnection, unit: Arc<U>, max_batch: usize) -> Self {
         let max_batch = max_batch.max(1);
         let (jobs, mut queue) = mpsc::channel::<(U::Job, Reply<U>)>(max_batch * 4);
         tokio::spawn(async move {
@@ -41,7 +49,9 @@ impl<U: Unit> GroupCommit<U> {
                         Err(_) => break,
                     }
                 }
+                let (jobs, started) = (batch.len(), std::time::Instant::now());
                 commit(&db, unit.as_ref(), batch).await;
+                observe(name, jobs, started);
             }
         });
         Self { jobs }

@@ -1,14 +1,22 @@
 //! The transactional outbox: a state change and the message announcing it are written in
 //! one transaction; the relay publishes pending rows with confirms and marks them sent only
 //! after the broker's ack. A crash between the two re-publishes, which consumers tolerate.
+//!
+//! Marking is done beside publishing, by a marker task: on SQLite the mark waits for the
+//! database's one write lock, which the collector holds most of the time under load, and
+//! the relay publishes the next batch meanwhile instead of waiting with it.
 
 use crate::bus::{Health, Outgoing, Publisher, Topology, connect};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     sea_query::Expr,
 };
-use std::{sync::Arc, time::Duration};
-use tokio::sync::Notify;
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 pub mod entity {
@@ -138,14 +146,25 @@ impl Relay {
     pub async fn run(self, shutdown: CancellationToken) {
         let name = format!("{}-relay", self.origin);
         self.health.register(&name);
+        let (marks, marking) = Marker::start(self.db.clone());
+        self.relay(&name, &marks, &shutdown).await;
+        // The last batches' marks, within the grace period; an unmarked row is published
+        // again at the next start, which consumers tolerate.
+        drop(marks.queue);
+        if tokio::time::timeout(self.grace, marking).await.is_err() {
+            tracing::warn!(relay = %name, "grace period over before every published row was marked sent");
+        }
+    }
+
+    async fn relay(&self, name: &str, marks: &Marks, shutdown: &CancellationToken) {
         loop {
-            let Some(conn) = connect(&self.amqp_url, &name, &shutdown).await else {
+            let Some(conn) = connect(&self.amqp_url, name, shutdown).await else {
                 break;
             };
             let ready = async {
                 let ch = conn.create_channel().await?;
                 self.topology.declare(&ch).await?;
-                Publisher::open(&conn, &name, &self.amqp_url).await
+                Publisher::open(&conn, name, &self.amqp_url).await
             };
             let publisher = match ready.await {
                 Ok(p) => p,
@@ -155,9 +174,9 @@ impl Relay {
                     continue;
                 }
             };
-            self.health.set(&name, true);
-            let stopped = self.pump(&publisher, &shutdown).await;
-            self.health.set(&name, false);
+            self.health.set(name, true);
+            let stopped = self.pump(&publisher, marks, shutdown).await;
+            self.health.set(name, false);
             let _ = conn.close(200, "bye".into()).await;
             if stopped {
                 break;
@@ -166,9 +185,9 @@ impl Relay {
     }
 
     /// Publishes until shutdown (returns true) or a broker failure (returns false).
-    async fn pump(&self, publisher: &Publisher, shutdown: &CancellationToken) -> bool {
+    async fn pump(&self, publisher: &Publisher, marks: &Marks, shutdown: &CancellationToken) -> bool {
         loop {
-            match self.drain_once(publisher).await {
+            match self.drain_once(publisher, marks).await {
                 Ok(n) if n as u64 == self.batch => {
                     if let Ok(left) = backlog(&self.db, &self.origin).await {
                         metrics::gauge!(crate::metrics::OUTBOX_BACKLOG, "origin" => self.origin.clone())
@@ -190,7 +209,7 @@ impl Relay {
                 // Flush everything committed before the shutdown began, batch after batch,
                 // within the grace period; then stop.
                 let flush = async {
-                    while let Ok(n) = self.drain_once(publisher).await {
+                    while let Ok(n) = self.drain_once(publisher, marks).await {
                         if (n as u64) < self.batch {
                             break;
                         }
@@ -208,15 +227,27 @@ impl Relay {
     }
 
     /// Publishes up to one batch; returns how many rows it published.
-    async fn drain_once(&self, publisher: &Publisher) -> Result<usize, RelayError> {
-        let rows = entity::Entity::find()
+    async fn drain_once(&self, publisher: &Publisher, marks: &Marks) -> Result<usize, RelayError> {
+        // Rows published but not marked yet are still unsent in the table: read past them.
+        // When the marker falls behind by several batches, wait for it rather than read
+        // ever more rows only to skip them.
+        while marks.in_flight() as u64 > 4 * self.batch {
+            // Bounded: a mark committed between the check and the wait wakes nobody.
+            let _ = tokio::time::timeout(Duration::from_millis(50), marks.marked.notified()).await;
+        }
+        let skip = marks.snapshot();
+        let rows: Vec<entity::Model> = entity::Entity::find()
             .filter(entity::Column::Origin.eq(self.origin.as_str()))
             .filter(entity::Column::SentAt.is_null())
             .order_by_asc(entity::Column::Id)
-            .limit(self.batch)
+            .limit(self.batch + skip.len() as u64)
             .all(&self.db)
             .await
-            .map_err(RelayError::Db)?;
+            .map_err(RelayError::Db)?
+            .into_iter()
+            .filter(|row| !skip.contains(&row.id))
+            .take(self.batch as usize)
+            .collect();
         if rows.is_empty() {
             return Ok(0);
         }
@@ -230,18 +261,93 @@ impl Relay {
             .map(|(id, _)| *id)
             .collect();
         metrics::counter!(crate::metrics::PUBLISHED, "origin" => self.origin.clone()).increment(sent.len() as u64);
-        if !sent.is_empty() {
-            entity::Entity::update_many()
-                .col_expr(entity::Column::SentAt, Expr::value(chrono::Utc::now()))
-                .filter(entity::Column::Id.is_in(sent.clone()))
-                .exec(&self.db)
-                .await
-                .map_err(RelayError::Db)?;
-        }
+        let published = sent.len();
+        marks.mark(sent);
         if let Some(err) = results.into_iter().find_map(Result::err) {
             return Err(RelayError::Broker(err.to_string()));
         }
-        Ok(sent.len())
+        Ok(published)
+    }
+}
+
+/// The relay's side of the marker: rows confirmed by the broker and queued to be marked
+/// sent, which the relay must not read as pending meanwhile.
+struct Marks {
+    queue: mpsc::UnboundedSender<Vec<i64>>,
+    in_flight: Arc<Mutex<HashSet<i64>>>,
+    /// Woken whenever a mark is committed.
+    marked: Arc<Notify>,
+}
+
+impl Marks {
+    fn mark(&self, ids: Vec<i64>) {
+        if ids.is_empty() {
+            return;
+        }
+        self.lock().extend(ids.iter().copied());
+        // The marker ends only after this sender is dropped, so the send cannot fail; if
+        // it did, the rows would stay pending and be published again.
+        let _ = self.queue.send(ids);
+    }
+
+    fn snapshot(&self) -> HashSet<i64> {
+        self.lock().clone()
+    }
+
+    fn in_flight(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        // The set holds plain ids; one a panicking holder left behind is still right.
+        self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Marks published rows sent, merging whatever queued up during the last update into the
+/// next one; a failed update is retried until it succeeds (the rows stay in flight).
+struct Marker;
+
+impl Marker {
+    fn start(db: DatabaseConnection) -> (Marks, tokio::task::JoinHandle<()>) {
+        let (queue, mut batches) = mpsc::unbounded_channel::<Vec<i64>>();
+        let in_flight = Arc::new(Mutex::new(HashSet::new()));
+        let marked = Arc::new(Notify::new());
+        let marks = Marks {
+            queue,
+            in_flight: in_flight.clone(),
+            marked: marked.clone(),
+        };
+        let task = tokio::spawn(async move {
+            while let Some(mut ids) = batches.recv().await {
+                while let Ok(more) = batches.try_recv() {
+                    ids.extend(more);
+                }
+                let mut pause = Duration::from_millis(100);
+                loop {
+                    let update = entity::Entity::update_many()
+                        .col_expr(entity::Column::SentAt, Expr::value(chrono::Utc::now()))
+                        .filter(entity::Column::Id.is_in(ids.clone()))
+                        .exec(&db)
+                        .await;
+                    match update {
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, rows = ids.len(), "could not mark published outbox rows sent; retrying");
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                }
+                let mut set = in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                for id in &ids {
+                    set.remove(id);
+                }
+                drop(set);
+                marked.notify_waiters();
+            }
+        });
+        (marks, task)
     }
 }
 
