@@ -57,6 +57,15 @@ struct Report {
     /// Peak resident memory per process, in MiB: this process in all-in-one mode, every
     /// local `prh intake|worker|collector` process with `--external`.
     peak_rss_mib: BTreeMap<String, f64>,
+    /// CPU (user + system) used while the applications were driven, in seconds, per
+    /// process: the same processes as `peak_rss_mib`, and `rabbitmq` when the broker runs
+    /// on this machine. On a machine whose cores are all busy this, not the waiting, is
+    /// where the time goes.
+    cpu_seconds: BTreeMap<String, f64>,
+    /// PRH's CPU per application, in milliseconds (all-in-one mode includes the driver).
+    prh_cpu_ms_per_application: Option<f64>,
+    /// The local broker's CPU per pipeline message, in microseconds.
+    broker_cpu_us_per_message: Option<f64>,
     /// Where the database time goes, per group-commit unit (intake, collector, each
     /// department's checks), from `/metrics` while the applications were driven: every
     /// unit in all-in-one mode, intake's with `--external`.
@@ -155,6 +164,7 @@ pub async fn run(mut settings: Settings, options: Options, dir: &Path) -> anyhow
         .flatten()
         .unwrap_or(0);
     let commits_before = group_commit_totals(&base).await;
+    let cpu_before = cpu_totals(options.external);
     let ids = local::submit_all(
         &base,
         settings.client.api_key.as_deref(),
@@ -180,7 +190,14 @@ pub async fn run(mut settings: Settings, options: Options, dir: &Path) -> anyhow
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let cpu = cpu_since(&cpu_before);
     let mut report = measure(&db, &ids, ceiling, &options, database, mode).await?;
+    let prh_cpu: f64 = cpu.iter().filter(|(name, _)| *name != BROKER).map(|(_, s)| s).sum();
+    report.prh_cpu_ms_per_application = (prh_cpu > 0.0).then(|| prh_cpu * 1000.0 / ids.len() as f64);
+    report.broker_cpu_us_per_message = cpu
+        .get(BROKER)
+        .map(|s| s * 1e6 / (report.pipeline_messages_per_second * report.span_seconds).max(1.0));
+    report.cpu_seconds = cpu;
     report.broker_ceiling_trials = trials;
     report.group_commits = group_commits(&commits_before, &group_commit_totals(&base).await, report.span_seconds);
     if let Some(p) = pipeline {
@@ -355,9 +372,15 @@ async fn measure(
         checks_per_second,
         peak_rss_mib: if mode == "external" {
             local_prh_processes()
+                .into_iter()
+                .filter_map(|(name, pid)| Some((name, peak_rss_mib(&pid)?)))
+                .collect()
         } else {
             own_rss()
         },
+        cpu_seconds: BTreeMap::new(),
+        prh_cpu_ms_per_application: None,
+        broker_cpu_us_per_message: None,
         database,
         mode: mode.to_owned(),
     })
@@ -436,8 +459,9 @@ fn own_rss() -> BTreeMap<String, f64> {
         .unwrap_or_default()
 }
 
-/// Every `prh intake`, `prh worker …` and `prh collector` process on this machine.
-fn local_prh_processes() -> BTreeMap<String, f64> {
+/// Every `prh intake`, `prh worker …` and `prh collector` process on this machine: its
+/// command line and pid.
+fn local_prh_processes() -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let pid = entry.file_name().to_string_lossy().into_owned();
@@ -459,14 +483,61 @@ fn local_prh_processes() -> BTreeMap<String, f64> {
             .find(|a| !a.starts_with('-'))
             .cloned()
             .unwrap_or_default();
-        if is_prh
-            && ["intake", "worker", "collector"].contains(&role.as_str())
-            && let Some(mib) = peak_rss_mib(&pid)
-        {
-            out.insert(format!("{} (pid {pid})", args[1..].join(" ")), mib);
+        if is_prh && ["intake", "worker", "collector"].contains(&role.as_str()) {
+            out.insert(format!("{} (pid {pid})", args[1..].join(" ")), pid);
         }
     }
     out
+}
+
+/// CPU time (user + system) a process has used so far, in seconds: fields 14 and 15 of
+/// `/proc/<pid>/stat`, in clock ticks of 1/100 s (Linux's fixed USER_HZ).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user + system) / 100.0)
+}
+
+/// The processes whose CPU a run is charged, by name and pid: PRH's (this one in
+/// all-in-one mode, every local PRH process with `--external`) and a local RabbitMQ.
+fn charged_processes(external: bool) -> BTreeMap<String, String> {
+    let mut out = if external {
+        local_prh_processes()
+    } else {
+        BTreeMap::from([("all-in-one".to_owned(), std::process::id().to_string())])
+    };
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "beam.smp") {
+            out.insert(BROKER.to_owned(), pid);
+        }
+    }
+    out
+}
+
+/// The name the local broker's CPU is reported under.
+const BROKER: &str = "rabbitmq";
+
+/// CPU used by each process since `before` was taken with [`cpu_totals`].
+fn cpu_since(before: &BTreeMap<String, (String, f64)>) -> BTreeMap<String, f64> {
+    before
+        .iter()
+        .filter_map(|(name, (pid, was))| Some((name.clone(), cpu_seconds(pid)? - was)))
+        .collect()
+}
+
+/// Each charged process's CPU so far, with its pid.
+fn cpu_totals(external: bool) -> BTreeMap<String, (String, f64)> {
+    charged_processes(external)
+        .into_iter()
+        .filter_map(|(name, pid)| {
+            let used = cpu_seconds(&pid)?;
+            Some((name, (pid, used)))
+        })
+        .collect()
 }
 
 fn print_table(r: &Report) {
@@ -514,5 +585,14 @@ fn print_table(r: &Report) {
     }
     for (process, rss) in &r.peak_rss_mib {
         println!("peak RSS                 {rss:.1} MiB  {process}");
+    }
+    for (process, cpu) in &r.cpu_seconds {
+        println!("CPU while driving        {cpu:.1} s  {process}");
+    }
+    if let Some(ms) = r.prh_cpu_ms_per_application {
+        println!("PRH CPU                  {ms:.2} ms per application");
+    }
+    if let Some(us) = r.broker_cpu_us_per_message {
+        println!("broker CPU               {us:.0} µs per message");
     }
 }

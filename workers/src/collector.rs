@@ -29,8 +29,9 @@ use prh_common::{
     trace,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::{Alias, CaseStatement, Expr},
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -288,47 +289,56 @@ impl Decider {
         let mut ids: Vec<Uuid> = jobs.iter().map(|(f, ..)| f.application_id).collect();
         ids.sort_unstable();
         ids.dedup();
-        // Touch the applications first: this takes their row locks on PostgreSQL and the
-        // write lock on SQLite, so findings of one application are stored one transaction
-        // at a time and the last one always sees the others.
-        applications::Entity::update_many()
+        // Touch the applications first, reading them back in the same statement: this
+        // takes their row locks on PostgreSQL and the write lock on SQLite, so findings of
+        // one application are stored one transaction at a time and the last one always
+        // sees the others. Every statement here is a round trip on the one serial path
+        // (SQLite's writer), so the batch reads and writes as few times as it can.
+        let apps: HashMap<Uuid, applications::Model> = applications::Entity::update_many()
             .col_expr(applications::Column::UpdatedAt, Expr::value(now))
-            .filter(applications::Column::Id.is_in(ids.clone()))
-            .exec(txn)
-            .await?;
-        let apps: HashMap<Uuid, applications::Model> = applications::Entity::find()
             .filter(applications::Column::Id.is_in(ids))
-            .all(txn)
+            .exec_with_returning(txn)
             .await?
             .into_iter()
             .map(|row| (row.id, row))
             .collect();
-        // Which departments have answered already. The applications' locks, taken above,
-        // keep this current until the transaction ends. The first answer of a department
-        // stands: a redelivered finding, or a second one in this batch, is neither stored
-        // nor recorded again. Only the department is read here; the answers themselves are
-        // read, and parsed, only for the applications this batch completes.
-        let mut answered: HashSet<(Uuid, Department)> = HashSet::new();
-        for (id, department) in findings::Entity::find()
+        if apps.is_empty() {
+            return Ok(vec![Stored::UnknownApplication; jobs.len()]);
+        }
+        // The answers stored already. The applications' locks, taken above, keep this
+        // current until the transaction ends. The first answer of a department stands: a
+        // redelivered finding, or a second one in this batch, is neither stored nor
+        // recorded again. The answers are read as text and parsed only for the
+        // applications this batch completes.
+        let mut stored: HashMap<(Uuid, Department), String> = HashMap::new();
+        for (id, department, payload) in findings::Entity::find()
             .select_only()
             .column(findings::Column::ApplicationId)
             .column(findings::Column::Department)
+            .column_as(
+                sea_orm::sea_query::ExprTrait::cast_as(Expr::col(findings::Column::Payload), Alias::new("text")),
+                "payload",
+            )
             .filter(findings::Column::ApplicationId.is_in(apps.keys().copied().collect::<Vec<_>>()))
-            .into_tuple::<(Uuid, String)>()
+            .into_tuple::<(Uuid, String, String)>()
             .all(txn)
             .await?
         {
             let department = department
                 .parse::<Department>()
                 .map_err(|e| DbErr::Custom(format!("stored finding unreadable: {e}")))?;
-            answered.insert((id, department));
+            stored.insert((id, department), payload);
         }
+        let mut answered: HashSet<(Uuid, Department)> = stored.keys().copied().collect();
+        // The findings this batch stores, by application and department.
+        let mut fresh: HashMap<(Uuid, Department), &Finding> = HashMap::new();
         let mut rows = Vec::new();
         let mut trail = Vec::new();
         for (f, _, evidence) in jobs {
             if !apps.contains_key(&f.application_id) || !answered.insert((f.application_id, f.department)) {
                 continue;
             }
+            fresh.insert((f.application_id, f.department), f);
             rows.push(findings::ActiveModel {
                 application_id: Set(f.application_id),
                 department: Set(f.department.to_string()),
@@ -347,9 +357,6 @@ impl Decider {
                 }),
             });
         }
-        if apps.is_empty() {
-            return Ok(vec![Stored::UnknownApplication; jobs.len()]);
-        }
         if !rows.is_empty() {
             findings::Entity::insert_many(rows)
                 .on_conflict_do_nothing_on([findings::Column::ApplicationId, findings::Column::Department])
@@ -357,20 +364,11 @@ impl Decider {
                 .await?;
         }
 
-        let known: Vec<Uuid> = apps.keys().copied().collect();
-        let decided: HashSet<Uuid> = decisions::Entity::find()
-            .select_only()
-            .column(decisions::Column::ApplicationId)
-            .filter(decisions::Column::ApplicationId.is_in(known.clone()))
-            .into_tuple::<Uuid>()
-            .all(txn)
-            .await?
-            .into_iter()
-            .collect();
-
         // Of several findings of one application in the batch, the last one decides, once
         // every department its track asks has answered. While the applicant is asked for a
         // document (补正) the case waits; the sweeper decides it once the clock runs again.
+        // An application with `decided_at` has its decision row (both are written together
+        // in `Writes::apply`): a late finding of it is stored and changes nothing.
         let last: HashMap<Uuid, usize> = jobs
             .iter()
             .enumerate()
@@ -385,7 +383,7 @@ impl Decider {
                 outcome.push(Some(Stored::UnknownApplication));
                 continue;
             };
-            if decided.contains(&id) {
+            if row.decided_at.is_some() {
                 outcome.push(Some(Stored::AlreadyDecided));
                 continue;
             }
@@ -404,15 +402,17 @@ impl Decider {
             }
         }
         let mut answers: HashMap<Uuid, Vec<Finding>> = HashMap::new();
-        if !complete.is_empty() {
-            for row in findings::Entity::find()
-                .filter(findings::Column::ApplicationId.is_in(complete.clone()))
-                .all(txn)
-                .await?
-            {
-                let finding: Finding = serde_json::from_value(row.payload)
-                    .map_err(|e| DbErr::Custom(format!("stored finding unreadable: {e}")))?;
-                answers.entry(row.application_id).or_default().push(finding);
+        for &id in &complete {
+            let found = answers.entry(id).or_default();
+            for department in Department::ALL {
+                if let Some(text) = stored.get(&(id, department)) {
+                    found.push(
+                        serde_json::from_str(text)
+                            .map_err(|e| DbErr::Custom(format!("stored finding unreadable: {e}")))?,
+                    );
+                } else if let Some(f) = fresh.get(&(id, department)) {
+                    found.push((*f).clone());
+                }
             }
         }
         let renewal_of = renewals_of(txn, complete.iter().filter_map(|id| apps.get(id))).await?;
@@ -757,12 +757,21 @@ impl Writes {
                 .exec(txn)
                 .await?;
         }
-        for ((status_value, version), ids) in self.statuses {
+        if !self.statuses.is_empty() {
+            // One statement for every decided application, whatever their statuses.
+            let (mut statuses, mut versions) = (CaseStatement::new(), CaseStatement::new());
+            let mut decided = Vec::new();
+            for ((status_value, version), ids) in self.statuses {
+                let of_these = || applications::Column::Id.is_in(ids.iter().copied());
+                statuses = statuses.case(of_these(), Expr::value(status_value));
+                versions = versions.case(of_these(), Expr::value(version));
+                decided.extend(ids);
+            }
             applications::Entity::update_many()
-                .col_expr(applications::Column::Status, Expr::value(status_value))
+                .col_expr(applications::Column::Status, statuses.into())
+                .col_expr(applications::Column::PolicyVersion, versions.into())
                 .col_expr(applications::Column::DecidedAt, Expr::value(now))
-                .col_expr(applications::Column::PolicyVersion, Expr::value(version))
-                .filter(applications::Column::Id.is_in(ids))
+                .filter(applications::Column::Id.is_in(decided))
                 .exec(txn)
                 .await?;
         }
