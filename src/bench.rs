@@ -58,8 +58,8 @@ struct Report {
     /// local `prh intake|worker|collector` process with `--external`.
     peak_rss_mib: BTreeMap<String, f64>,
     /// CPU (user + system) used while the applications were driven, in seconds, per
-    /// process: the same processes as `peak_rss_mib`, and `rabbitmq` when the broker runs
-    /// on this machine. On a machine whose cores are all busy this, not the waiting, is
+    /// process: the same processes as `peak_rss_mib`, `rabbitmq` when the broker runs on
+    /// this machine and `postgresql` (every server process) when PostgreSQL does. On a machine whose cores are all busy this, not the waiting, is
     /// where the time goes.
     cpu_seconds: BTreeMap<String, f64>,
     /// PRH's CPU per application, in milliseconds (all-in-one mode includes the driver).
@@ -192,7 +192,11 @@ pub async fn run(mut settings: Settings, options: Options, dir: &Path) -> anyhow
     }
     let cpu = cpu_since(&cpu_before);
     let mut report = measure(&db, &ids, ceiling, &options, database, mode).await?;
-    let prh_cpu: f64 = cpu.iter().filter(|(name, _)| *name != BROKER).map(|(_, s)| s).sum();
+    let prh_cpu: f64 = cpu
+        .iter()
+        .filter(|(name, _)| ![BROKER, DATABASE_SERVER].contains(&name.as_str()))
+        .map(|(_, s)| s)
+        .sum();
     report.prh_cpu_ms_per_application = (prh_cpu > 0.0).then(|| prh_cpu * 1000.0 / ids.len() as f64);
     report.broker_cpu_us_per_message = cpu
         .get(BROKER)
@@ -501,41 +505,62 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     Some((user + system) / 100.0)
 }
 
-/// The processes whose CPU a run is charged, by name and pid: PRH's (this one in
-/// all-in-one mode, every local PRH process with `--external`) and a local RabbitMQ.
-fn charged_processes(external: bool) -> BTreeMap<String, String> {
-    let mut out = if external {
+/// The processes whose CPU a run is charged, by name, with their pids: PRH's (this one in
+/// all-in-one mode, every local PRH process with `--external`), a local RabbitMQ and a
+/// local PostgreSQL (all its server processes together).
+fn charged_processes(external: bool) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = if external {
         local_prh_processes()
+            .into_iter()
+            .map(|(name, pid)| (name, vec![pid]))
+            .collect()
     } else {
-        BTreeMap::from([("all-in-one".to_owned(), std::process::id().to_string())])
+        BTreeMap::from([("all-in-one".to_owned(), vec![std::process::id().to_string()])])
     };
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let pid = entry.file_name().to_string_lossy().into_owned();
-        if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "beam.smp") {
-            out.insert(BROKER.to_owned(), pid);
-        }
+        let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+            continue;
+        };
+        let name = match comm.trim() {
+            "beam.smp" => BROKER,
+            "postgres" => DATABASE_SERVER,
+            _ => continue,
+        };
+        out.entry(name.to_owned()).or_default().push(pid);
     }
     out
 }
 
-/// The name the local broker's CPU is reported under.
+/// The names the local broker's and database server's CPU are reported under.
 const BROKER: &str = "rabbitmq";
+const DATABASE_SERVER: &str = "postgresql";
 
-/// CPU used by each process since `before` was taken with [`cpu_totals`].
-fn cpu_since(before: &BTreeMap<String, (String, f64)>) -> BTreeMap<String, f64> {
+/// CPU used by each process since `before` was taken with [`cpu_totals`]; a process that
+/// ended meanwhile counts nothing.
+fn cpu_since(before: &BTreeMap<String, Vec<(String, f64)>>) -> BTreeMap<String, f64> {
     before
         .iter()
-        .filter_map(|(name, (pid, was))| Some((name.clone(), cpu_seconds(pid)? - was)))
+        .map(|(name, pids)| {
+            let used = pids.iter().filter_map(|(pid, was)| Some(cpu_seconds(pid)? - was)).sum();
+            (name.clone(), used)
+        })
         .collect()
 }
 
-/// Each charged process's CPU so far, with its pid.
-fn cpu_totals(external: bool) -> BTreeMap<String, (String, f64)> {
+/// Each charged process's CPU so far, by pid.
+fn cpu_totals(external: bool) -> BTreeMap<String, Vec<(String, f64)>> {
     charged_processes(external)
         .into_iter()
-        .filter_map(|(name, pid)| {
-            let used = cpu_seconds(&pid)?;
-            Some((name, (pid, used)))
+        .map(|(name, pids)| {
+            let used = pids
+                .into_iter()
+                .filter_map(|pid| {
+                    let s = cpu_seconds(&pid)?;
+                    Some((pid, s))
+                })
+                .collect();
+            (name, used)
         })
         .collect()
 }

@@ -520,3 +520,60 @@ fn an_edited_audit_trail_fails_verification() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("BROKEN: event 3 (finding) was altered"), "{text}");
 }
+
+/// `prh bench --json` on a small run: the report scripts read has its top-level figures,
+/// and they are consistent with what was driven (speed itself is reported, not asserted).
+#[test]
+fn bench_reports_its_figures_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = prh()
+        .current_dir(dir.path())
+        .args([
+            "bench",
+            "--applications",
+            "40",
+            "--ceiling-messages",
+            "2000",
+            "--json",
+            "--dir",
+        ])
+        .arg(dir.path().join("bench"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["applications"], 40, "{report}");
+    let number = |field: &str| {
+        report[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no number {field}: {report}"))
+    };
+    assert!(number("applications_per_second") > 0.0, "{report}");
+    let fraction = number("ceiling_fraction");
+    assert!(fraction > 0.0 && fraction < 1.0, "{report}");
+    // At least a check request and a finding for each of the four departments every
+    // track asks, and the decision event.
+    assert!(number("messages_per_application") >= 9.0, "{report}");
+    assert_eq!(
+        report["broker_ceiling_trials"].as_array().map(Vec::len),
+        Some(3),
+        "{report}"
+    );
+    assert!(
+        report["cpu_seconds"]["all-in-one"].as_f64().unwrap_or_default() > 0.0,
+        "{report}"
+    );
+    assert!(number("prh_cpu_ms_per_application") > 0.0, "{report}");
+    assert!(
+        report["group_commits"]["collector"]["transactions"]
+            .as_f64()
+            .unwrap_or_default()
+            >= 1.0,
+        "{report}"
+    );
+}
