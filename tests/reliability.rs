@@ -449,3 +449,73 @@ async fn a_certificate_rebuilt_from_its_rows_is_byte_identical() {
     .sign(&key);
     assert_eq!(rebuilt.to_file_bytes(), stored.document.as_bytes());
 }
+
+/// Published outbox rows past their retention are deleted, a chunk at a time; rows not
+/// yet published stay however old, and so do recent ones and another origin's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_outbox_rows_are_pruned_after_their_retention() {
+    use prh_common::{bus::Outgoing, store::outbox};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr};
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = isolated_settings(backend, &dir);
+        let _cleanup = common::Cleanup::of(&settings);
+        let db = prh_common::store::connect(&settings.pipeline_db()).await.unwrap();
+        prh_migrations::migrate_pipeline(&db).await.unwrap();
+        let message = |i: usize| Outgoing {
+            exchange: "prh.checks".into(),
+            routing_key: "housing".into(),
+            kind: "check.requested".into(),
+            message_id: Uuid::now_v7(),
+            correlation_id: Some(Uuid::now_v7()),
+            headers: vec![],
+            body: format!("{{\"n\":{i}}}").into_bytes(),
+        };
+        let rows: Vec<Outgoing> = (0..7).map(message).collect();
+        outbox::enqueue_all(&db, "intake", &rows).await.unwrap();
+        outbox::enqueue_all(&db, "collector", &[message(7)]).await.unwrap();
+        let ids: Vec<i64> = outbox::entity::Entity::find()
+            .order_by_asc(outbox::entity::Column::Id)
+            .all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids.len(), 8);
+        let now = chrono::Utc::now();
+        let sent = |which: Vec<i64>, at: chrono::DateTime<chrono::Utc>| {
+            let db = db.clone();
+            async move {
+                outbox::entity::Entity::update_many()
+                    .col_expr(outbox::entity::Column::SentAt, Expr::value(at))
+                    .filter(outbox::entity::Column::Id.is_in(which))
+                    .exec(&db)
+                    .await
+                    .unwrap();
+            }
+        };
+        // Intake: five sent four days ago, one sent an hour ago, one never sent.
+        // The collector's one was sent four days ago too.
+        let (intake, collector) = (&ids[..7], ids[7]);
+        sent(intake[..5].to_vec(), now - chrono::Duration::days(4)).await;
+        sent(vec![intake[5]], now - chrono::Duration::hours(1)).await;
+        sent(vec![collector], now - chrono::Duration::days(4)).await;
+
+        // Chunks of two: three statements for the five old ones.
+        let deleted = outbox::prune(&db, "intake", now - chrono::Duration::hours(72), 2)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 5, "{backend:?}");
+        let left: Vec<i64> = outbox::entity::Entity::find()
+            .order_by_asc(outbox::entity::Column::Id)
+            .all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(left, vec![intake[5], intake[6], collector], "{backend:?}");
+        assert_eq!(outbox::backlog(&db, "intake").await.unwrap(), 1, "{backend:?}");
+    }
+}

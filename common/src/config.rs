@@ -172,6 +172,10 @@ pub struct IntakeSettings {
     pub relay_batch: u64,
     /// How often the relay looks for rows written by other processes, in milliseconds.
     pub relay_poll_ms: u64,
+    /// How long published outbox rows are kept, in hours, before the relay deletes them:
+    /// they hold the check requests' personal data, and the audit trail keeps their
+    /// message ids. 0 keeps them for ever.
+    pub outbox_keep_hours: u64,
     /// API key of each intake channel (`app`, `portal`, `window`, `partner`), e.g. from
     /// `PRH__INTAKE__API_KEYS__PORTAL`. When any is set, every HTTP submission must carry
     /// one in `X-Api-Key`, and the application records the channel it belongs to. None
@@ -294,6 +298,7 @@ impl Default for IntakeSettings {
             concurrency: 8,
             relay_batch: 256,
             relay_poll_ms: 500,
+            outbox_keep_hours: 72,
             api_keys: Default::default(),
         }
     }

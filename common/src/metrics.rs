@@ -20,6 +20,7 @@ pub const SUBMIT_TO_DECISION: &str = "prh_submit_to_decision_seconds";
 pub const CERTIFICATES: &str = "prh_certificates_total";
 pub const PUBLISHED: &str = "prh_published_total";
 pub const OUTBOX_BACKLOG: &str = "prh_outbox_backlog";
+pub const OUTBOX_PRUNED: &str = "prh_outbox_pruned_total";
 pub const CHASES: &str = "prh_chases_total";
 pub const DEADLINE_WARNINGS: &str = "prh_deadline_warnings_total";
 pub const OVERDUE: &str = "prh_departments_overdue_total";
@@ -115,4 +116,8 @@ fn describe() {
     describe_counter!(CERTIFICATES, "Certificates issued");
     describe_counter!(PUBLISHED, "Outbox rows published and confirmed, by origin");
     describe_gauge!(OUTBOX_BACKLOG, "Outbox rows not yet confirmed by the broker, by origin");
+    describe_counter!(
+        OUTBOX_PRUNED,
+        "Published outbox rows deleted after their retention, by origin"
+    );
 }

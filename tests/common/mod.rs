@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+#[derive(Debug, Clone, Copy)]
 pub enum Backend {
     Sqlite,
     Postgres,

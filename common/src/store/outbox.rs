@@ -5,6 +5,9 @@
 //! Marking is done beside publishing, by a marker task: on SQLite the mark waits for the
 //! database's one write lock, which the collector holds most of the time under load, and
 //! the relay publishes the next batch meanwhile instead of waiting with it.
+//!
+//! Published rows are deleted once they are older than the retention
+//! (`intake.outbox_keep_hours`), a chunk at a time, by a task beside the relay.
 
 use crate::bus::{Health, Outgoing, Publisher, Topology, connect};
 use sea_orm::{
@@ -106,6 +109,73 @@ pub async fn backlog(db: &DatabaseConnection, origin: &str) -> Result<u64, DbErr
         .await
 }
 
+/// Deletes `origin`'s rows published before `before`, at most `chunk` per statement so
+/// that no delete holds SQLite's one write lock for long; returns how many went. Rows not
+/// published yet stay, however old.
+pub async fn prune(
+    db: &DatabaseConnection,
+    origin: &str,
+    before: chrono::DateTime<chrono::Utc>,
+    chunk: u64,
+) -> Result<u64, DbErr> {
+    let mut deleted = 0;
+    loop {
+        let ids: Vec<i64> = entity::Entity::find()
+            .select_only()
+            .column(entity::Column::Id)
+            .filter(entity::Column::Origin.eq(origin))
+            .filter(entity::Column::SentAt.is_not_null())
+            .filter(entity::Column::SentAt.lt(before))
+            .order_by_asc(entity::Column::Id)
+            .limit(chunk.max(1))
+            .into_tuple()
+            .all(db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(deleted);
+        }
+        let full = ids.len() as u64 >= chunk.max(1);
+        deleted += entity::Entity::delete_many()
+            .filter(entity::Column::Id.is_in(ids))
+            .exec(db)
+            .await?
+            .rows_affected;
+        if !full {
+            return Ok(deleted);
+        }
+        // Let the writers that keep the pipeline moving take the lock between chunks.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// How often the relay's pruning task deletes rows past their retention.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Rows deleted per statement when pruning.
+const PRUNE_CHUNK: u64 = 5_000;
+
+/// Prunes `origin`'s published rows older than `keep` every [`PRUNE_EVERY`] until
+/// `shutdown`; a failure is logged and tried again next time.
+async fn prune_until(db: DatabaseConnection, origin: String, keep: Duration, shutdown: CancellationToken) {
+    let Ok(keep) = chrono::Duration::from_std(keep) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match prune(&db, &origin, chrono::Utc::now() - keep, PRUNE_CHUNK).await {
+            Ok(0) => {}
+            Ok(n) => {
+                metrics::counter!(crate::metrics::OUTBOX_PRUNED, "origin" => origin.clone()).increment(n);
+                tracing::info!(origin = %origin, rows = n, "deleted published outbox rows past their retention");
+            }
+            Err(e) => tracing::warn!(origin = %origin, error = %e, "could not prune the outbox; trying again later"),
+        }
+    }
+}
+
 /// Publishes one origin's outbox rows. Wake it with `notifier()` after a commit; it also
 /// polls, so rows written by other processes go out too.
 pub struct Relay {
@@ -119,6 +189,8 @@ pub struct Relay {
     pub health: Health,
     /// How long the last flush may take at shutdown.
     pub grace: Duration,
+    /// How long published rows are kept; `None`: for ever.
+    pub keep: Option<Duration>,
 }
 
 impl Relay {
@@ -135,6 +207,8 @@ impl Relay {
             notify: Arc::new(Notify::new()),
             health,
             grace: settings.grace(),
+            keep: (settings.intake.outbox_keep_hours > 0)
+                .then(|| Duration::from_secs(settings.intake.outbox_keep_hours.saturating_mul(3600))),
         }
     }
 
@@ -147,7 +221,18 @@ impl Relay {
         let name = format!("{}-relay", self.origin);
         self.health.register(&name);
         let (marks, marking) = Marker::start(self.db.clone());
+        let pruning = self.keep.map(|keep| {
+            tokio::spawn(prune_until(
+                self.db.clone(),
+                self.origin.clone(),
+                keep,
+                shutdown.clone(),
+            ))
+        });
         self.relay(&name, &marks, &shutdown).await;
+        if let Some(pruning) = pruning {
+            pruning.abort();
+        }
         // The last batches' marks, within the grace period; an unmarked row is published
         // again at the next start, which consumers tolerate.
         drop(marks.queue);
