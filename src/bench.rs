@@ -59,8 +59,8 @@ struct Report {
     peak_rss_mib: BTreeMap<String, f64>,
     /// CPU (user + system) used while the applications were driven, in seconds, per
     /// process: the same processes as `peak_rss_mib`, `rabbitmq` when the broker runs on
-    /// this machine and `postgresql` (every server process) when PostgreSQL does. On a machine whose cores are all busy this, not the waiting, is
-    /// where the time goes.
+    /// this machine and `postgresql` (every server process) when PostgreSQL does. On a
+    /// machine whose cores are all busy this, not the waiting, is where the time goes.
     cpu_seconds: BTreeMap<String, f64>,
     /// PRH's CPU per application, in milliseconds (all-in-one mode includes the driver).
     prh_cpu_ms_per_application: Option<f64>,
@@ -463,15 +463,21 @@ fn own_rss() -> BTreeMap<String, f64> {
         .unwrap_or_default()
 }
 
+/// The pid of every process on this machine.
+fn all_pids() -> impl Iterator<Item = String> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Every `prh intake`, `prh worker …` and `prh collector` process on this machine: its
 /// command line and pid.
 fn local_prh_processes() -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        if !pid.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
+    for pid in all_pids() {
         let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
             continue;
         };
@@ -517,8 +523,7 @@ fn charged_processes(external: bool) -> BTreeMap<String, Vec<String>> {
     } else {
         BTreeMap::from([("all-in-one".to_owned(), vec![std::process::id().to_string()])])
     };
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
+    for pid in all_pids() {
         let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
             continue;
         };
@@ -555,10 +560,7 @@ fn cpu_totals(external: bool) -> BTreeMap<String, Vec<(String, f64)>> {
         .map(|(name, pids)| {
             let used = pids
                 .into_iter()
-                .filter_map(|pid| {
-                    let s = cpu_seconds(&pid)?;
-                    Some((pid, s))
-                })
+                .filter_map(|pid| cpu_seconds(&pid).map(|s| (pid, s)))
                 .collect();
             (name, used)
         })

@@ -474,14 +474,17 @@ async fn published_outbox_rows_are_pruned_after_their_retention() {
         let rows: Vec<Outgoing> = (0..7).map(message).collect();
         outbox::enqueue_all(&db, "intake", &rows).await.unwrap();
         outbox::enqueue_all(&db, "collector", &[message(7)]).await.unwrap();
-        let ids: Vec<i64> = outbox::entity::Entity::find()
-            .order_by_asc(outbox::entity::Column::Id)
-            .all(&db)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
+        let ids_left = || async {
+            outbox::entity::Entity::find()
+                .order_by_asc(outbox::entity::Column::Id)
+                .all(&db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<i64>>()
+        };
+        let ids = ids_left().await;
         assert_eq!(ids.len(), 8);
         let now = chrono::Utc::now();
         let sent = |which: Vec<i64>, at: chrono::DateTime<chrono::Utc>| {
@@ -507,14 +510,7 @@ async fn published_outbox_rows_are_pruned_after_their_retention() {
             .await
             .unwrap();
         assert_eq!(deleted, 5, "{backend:?}");
-        let left: Vec<i64> = outbox::entity::Entity::find()
-            .order_by_asc(outbox::entity::Column::Id)
-            .all(&db)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
+        let left = ids_left().await;
         assert_eq!(left, vec![intake[5], intake[6], collector], "{backend:?}");
         assert_eq!(outbox::backlog(&db, "intake").await.unwrap(), 1, "{backend:?}");
     }

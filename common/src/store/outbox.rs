@@ -118,6 +118,7 @@ pub async fn prune(
     before: chrono::DateTime<chrono::Utc>,
     chunk: u64,
 ) -> Result<u64, DbErr> {
+    let chunk = chunk.max(1);
     let mut deleted = 0;
     loop {
         let ids: Vec<i64> = entity::Entity::find()
@@ -127,14 +128,14 @@ pub async fn prune(
             .filter(entity::Column::SentAt.is_not_null())
             .filter(entity::Column::SentAt.lt(before))
             .order_by_asc(entity::Column::Id)
-            .limit(chunk.max(1))
+            .limit(chunk)
             .into_tuple()
             .all(db)
             .await?;
         if ids.is_empty() {
             return Ok(deleted);
         }
-        let full = ids.len() as u64 >= chunk.max(1);
+        let full = ids.len() as u64 >= chunk;
         deleted += entity::Entity::delete_many()
             .filter(entity::Column::Id.is_in(ids))
             .exec(db)
