@@ -83,6 +83,8 @@ struct GroupCommits {
     mean_transaction_seconds: f64,
     /// Transaction time ÷ the run's span: near 1, the unit's one writer is what limits.
     busy_fraction: f64,
+    /// Of the run, the share spent waiting to begin (SQLite's write lock): part of busy.
+    waiting_fraction: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -392,12 +394,12 @@ async fn measure(
 
 /// Per unit: (transactions, jobs, seconds) so far, from the `prh_group_commit_*` sums and
 /// counts on intake's `/metrics`; empty when it cannot be read.
-async fn group_commit_totals(base: &str) -> BTreeMap<String, (f64, f64, f64)> {
+async fn group_commit_totals(base: &str) -> BTreeMap<String, (f64, f64, f64, f64)> {
     let text = match reqwest::get(format!("{base}/metrics")).await {
         Ok(response) => response.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     };
-    let mut totals: BTreeMap<String, (f64, f64, f64)> = BTreeMap::new();
+    let mut totals: BTreeMap<String, (f64, f64, f64, f64)> = BTreeMap::new();
     for line in text.lines() {
         let Some((name, rest)) = line.split_once("{unit=\"") else {
             continue;
@@ -413,6 +415,7 @@ async fn group_commit_totals(base: &str) -> BTreeMap<String, (f64, f64, f64)> {
             "prh_group_commit_jobs_count" => entry.0 = value,
             "prh_group_commit_jobs_sum" => entry.1 = value,
             "prh_group_commit_seconds_sum" => entry.2 = value,
+            "prh_group_commit_wait_seconds_sum" => entry.3 = value,
             _ => {}
         }
     }
@@ -421,14 +424,14 @@ async fn group_commit_totals(base: &str) -> BTreeMap<String, (f64, f64, f64)> {
 
 /// What each unit did between two readings of `group_commit_totals`.
 fn group_commits(
-    before: &BTreeMap<String, (f64, f64, f64)>,
-    after: &BTreeMap<String, (f64, f64, f64)>,
+    before: &BTreeMap<String, (f64, f64, f64, f64)>,
+    after: &BTreeMap<String, (f64, f64, f64, f64)>,
     span: f64,
 ) -> BTreeMap<String, GroupCommits> {
     after
         .iter()
-        .filter_map(|(unit, (txns, jobs, secs))| {
-            let (t0, j0, s0) = before.get(unit).copied().unwrap_or_default();
+        .filter_map(|(unit, (txns, jobs, secs, waits))| {
+            let (t0, j0, s0, w0) = before.get(unit).copied().unwrap_or_default();
             let transactions = txns - t0;
             (transactions > 0.0).then(|| {
                 let stats = GroupCommits {
@@ -436,6 +439,7 @@ fn group_commits(
                     jobs_per_transaction: (jobs - j0) / transactions,
                     mean_transaction_seconds: (secs - s0) / transactions,
                     busy_fraction: (secs - s0) / span,
+                    waiting_fraction: (waits - w0) / span,
                 };
                 (unit.clone(), stats)
             })
@@ -599,14 +603,15 @@ fn print_table(r: &Report) {
         println!("  {d:<18} {rate:.1} checks/s");
     }
     if !r.group_commits.is_empty() {
-        println!("group commits            unit               txns  jobs/txn  ms/txn  busy");
+        println!("group commits            unit               txns  jobs/txn  ms/txn  busy  of it waiting");
         for (unit, g) in &r.group_commits {
             println!(
-                "                         {unit:<18} {:>5.0} {:>9.1} {:>7.1} {:>4.0} %",
+                "                         {unit:<18} {:>5.0} {:>9.1} {:>7.1} {:>4.0} % {:>4.0} %",
                 g.transactions,
                 g.jobs_per_transaction,
                 g.mean_transaction_seconds * 1000.0,
-                g.busy_fraction * 100.0
+                g.busy_fraction * 100.0,
+                g.waiting_fraction * 100.0
             );
         }
     }

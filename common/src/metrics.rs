@@ -27,6 +27,7 @@ pub const OVERDUE: &str = "prh_departments_overdue_total";
 pub const OFFICE_ACTIONS: &str = "prh_office_actions_total";
 pub const GROUP_COMMIT_JOBS: &str = "prh_group_commit_jobs";
 pub const GROUP_COMMIT_SECONDS: &str = "prh_group_commit_seconds";
+pub const GROUP_COMMIT_WAIT_SECONDS: &str = "prh_group_commit_wait_seconds";
 
 /// Latency buckets in seconds: from a fast check to a slow decision.
 const BUCKETS: &[f64] = &[
@@ -90,6 +91,11 @@ fn describe() {
         GROUP_COMMIT_SECONDS,
         metrics::Unit::Seconds,
         "How long one group-commit transaction took, by unit"
+    );
+    describe_histogram!(
+        GROUP_COMMIT_WAIT_SECONDS,
+        metrics::Unit::Seconds,
+        "How long a group-commit transaction waited to begin (on SQLite, for the write lock), by unit"
     );
     describe_counter!(
         OFFICE_ACTIONS,

@@ -13,6 +13,7 @@ use prh_common::{
     policy_set::PolicySet,
     store::{
         audit,
+        batch::Batch,
         db::is_transient,
         group_commit::{GroupCommit, Unit},
         outbox,
@@ -21,8 +22,9 @@ use prh_common::{
 };
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect, SqlErr,
-    sea_query::{CaseStatement, Expr},
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryTrait,
+    SqlErr,
+    sea_query::{CaseStatement, Expr, Query},
 };
 use serde::Serialize;
 use serde_json::json;
@@ -96,22 +98,18 @@ impl Unit for Writer {
     /// The application's reference.
     type Out = String;
 
-    /// Writes a batch with five statements whatever its size: the rows, their sequence
-    /// numbers, their references, every check request and the start of each audit trail.
+    /// Writes a batch with two round trips whatever its size: the rows, reading back their
+    /// sequence numbers; then, in one [`Batch`], their references, every check request and
+    /// the start of each audit trail.
     async fn apply(&self, txn: &DatabaseTransaction, batch: &[Prepared]) -> Result<Vec<String>, DbErr> {
         let ids: Vec<Uuid> = batch.iter().map(|p| p.id).collect();
-        applications::Entity::insert_many(batch.iter().map(|p| p.row.clone()))
-            .exec_without_returning(txn)
-            .await?;
-        let seqs: HashMap<Uuid, i64> = applications::Entity::find()
-            .select_only()
-            .columns([applications::Column::Id, applications::Column::Seq])
-            .filter(applications::Column::Id.is_in(ids.clone()))
-            .into_tuple::<(Uuid, i64)>()
-            .all(txn)
-            .await?
-            .into_iter()
-            .collect();
+        let mut insert = applications::Entity::insert_many(batch.iter().map(|p| p.row.clone())).into_query();
+        insert.returning(Query::returning().columns([applications::Column::Id, applications::Column::Seq]));
+        let mut seqs: HashMap<Uuid, i64> = HashMap::with_capacity(batch.len());
+        for row in txn.query_all(&insert).await? {
+            seqs.insert(row.try_get("", "id")?, row.try_get("", "seq")?);
+        }
+        let mut writes = Batch::new(txn);
         let mut references = Vec::with_capacity(batch.len());
         let mut by_id = CaseStatement::new();
         for p in batch {
@@ -122,18 +120,16 @@ impl Unit for Writer {
             by_id = by_id.case(applications::Column::Id.eq(p.id), Expr::value(reference.clone()));
             references.push(reference);
         }
-        applications::Entity::update_many()
-            .col_expr(applications::Column::Reference, by_id.into())
-            .filter(applications::Column::Id.is_in(ids))
-            .exec(txn)
-            .await?;
+        writes.push(
+            &applications::Entity::update_many()
+                .col_expr(applications::Column::Reference, by_id.into())
+                .filter(applications::Column::Id.is_in(ids)),
+        );
         let requests: Vec<Outgoing> = batch.iter().flat_map(|p| p.requests.iter().cloned()).collect();
-        outbox::enqueue_all(txn, ORIGIN, &requests).await?;
+        outbox::enqueue_in(&mut writes, ORIGIN, &requests)?;
         let renewals: Vec<renewals::ActiveModel> = batch.iter().filter_map(|p| p.renewal.clone()).collect();
         if !renewals.is_empty() {
-            renewals::Entity::insert_many(renewals)
-                .exec_without_returning(txn)
-                .await?;
+            writes.push(&renewals::Entity::insert_many(renewals));
         }
         let mut events = Vec::with_capacity(batch.len() * 2);
         for (p, reference) in batch.iter().zip(&references) {
@@ -156,7 +152,8 @@ impl Unit for Writer {
             });
         }
         let at = batch.first().map_or_else(chrono::Utc::now, |p| p.at);
-        audit::start(txn, at, events).await?;
+        audit::start_in(&mut writes, at, events);
+        writes.run(txn).await?;
         Ok(references)
     }
 }

@@ -18,6 +18,7 @@ use prh_common::{
     signing::{DepartmentKeys, KeyError, KeyPair, SignatureError},
     store::{
         audit,
+        batch::Batch,
         db::is_transient,
         group_commit::{GroupCommit, Unit},
         outbox,
@@ -357,11 +358,12 @@ impl Decider {
                 }),
             });
         }
+        let mut batch = Batch::new(txn);
         if !rows.is_empty() {
-            findings::Entity::insert_many(rows)
-                .on_conflict_do_nothing_on([findings::Column::ApplicationId, findings::Column::Department])
-                .exec_without_returning(txn)
-                .await?;
+            batch.push(
+                &findings::Entity::insert_many(rows)
+                    .on_conflict_do_nothing_on([findings::Column::ApplicationId, findings::Column::Department]),
+            );
         }
 
         // Of several findings of one application in the batch, the last one decides, once
@@ -437,9 +439,7 @@ impl Decider {
                 renewal_of.get(&id),
             )?));
         }
-        trail.append(&mut writes.trail);
-        writes.apply(txn, now).await?;
-        audit::append(txn, now, trail).await?;
+        writes.apply(txn, now, batch, trail).await?;
         Ok(out)
     }
 
@@ -635,8 +635,8 @@ pub(crate) async fn renewals_of<'a>(
         .collect())
 }
 
-/// Everything a batch decided, written with one statement per table (one update per
-/// status and policy version).
+/// Everything a batch decided, written with one statement per table (one update for
+/// every status and policy version), all sent together (`store::batch`).
 #[derive(Default)]
 pub(crate) struct Writes {
     pub decisions: Vec<decisions::ActiveModel>,
@@ -706,12 +706,18 @@ impl Writes {
         Ok(())
     }
 
+    /// Writes everything in `self` after what `batch` holds already, and appends `trail`
+    /// followed by the writes' own events to the audit trail: one round trip for all the
+    /// writes on SQLite (`store::batch`), after reading the chains' ends.
     pub(crate) async fn apply(
         self,
         txn: &DatabaseTransaction,
         now: chrono::DateTime<chrono::Utc>,
+        mut batch: Batch,
+        mut trail: Vec<audit::Event>,
     ) -> Result<(), DbErr> {
         if !self.touched.is_empty() {
+            // Before their chains' ends are read: on PostgreSQL this takes their locks.
             applications::Entity::update_many()
                 .col_expr(applications::Column::UpdatedAt, Expr::value(now))
                 .filter(applications::Column::Id.is_in(self.touched))
@@ -719,27 +725,21 @@ impl Writes {
                 .await?;
         }
         if !self.decisions.is_empty() {
-            decisions::Entity::insert_many(self.decisions)
-                .exec_without_returning(txn)
-                .await?;
+            batch.push(&decisions::Entity::insert_many(self.decisions));
         }
         if !self.certificates.is_empty() {
-            certificates::Entity::insert_many(self.certificates)
-                .exec_without_returning(txn)
-                .await?;
+            batch.push(&certificates::Entity::insert_many(self.certificates));
         }
         if !self.notices.is_empty() {
-            notices::Entity::insert_many(self.notices)
-                .exec_without_returning(txn)
-                .await?;
+            batch.push(&notices::Entity::insert_many(self.notices));
         }
         if !self.renewed.is_empty() {
-            certificates::Entity::update_many()
-                .col_expr(certificates::Column::Status, Expr::value(certificate_status::RENEWED))
-                .filter(certificates::Column::Number.is_in(self.renewed))
-                .filter(certificates::Column::Status.eq(certificate_status::VALID))
-                .exec(txn)
-                .await?;
+            batch.push(
+                &certificates::Entity::update_many()
+                    .col_expr(certificates::Column::Status, Expr::value(certificate_status::RENEWED))
+                    .filter(certificates::Column::Number.is_in(self.renewed))
+                    .filter(certificates::Column::Status.eq(certificate_status::VALID)),
+            );
         }
         if !self.revocations.is_empty() {
             let numbers: Vec<String> = self
@@ -747,15 +747,15 @@ impl Writes {
                 .iter()
                 .filter_map(|r| r.certificate_number.try_as_ref().cloned())
                 .collect();
-            revocations::Entity::insert_many(self.revocations)
-                .on_conflict_do_nothing_on([revocations::Column::CertificateNumber])
-                .exec_without_returning(txn)
-                .await?;
-            certificates::Entity::update_many()
-                .col_expr(certificates::Column::Status, Expr::value(certificate_status::REVOKED))
-                .filter(certificates::Column::Number.is_in(numbers))
-                .exec(txn)
-                .await?;
+            batch.push(
+                &revocations::Entity::insert_many(self.revocations)
+                    .on_conflict_do_nothing_on([revocations::Column::CertificateNumber]),
+            );
+            batch.push(
+                &certificates::Entity::update_many()
+                    .col_expr(certificates::Column::Status, Expr::value(certificate_status::REVOKED))
+                    .filter(certificates::Column::Number.is_in(numbers)),
+            );
         }
         if !self.statuses.is_empty() {
             // One statement for every decided application, whatever their statuses.
@@ -767,16 +767,19 @@ impl Writes {
                 versions = versions.case(of_these(), Expr::value(version));
                 decided.extend(ids);
             }
-            applications::Entity::update_many()
-                .col_expr(applications::Column::Status, statuses.into())
-                .col_expr(applications::Column::PolicyVersion, versions.into())
-                .col_expr(applications::Column::DecidedAt, Expr::value(now))
-                .filter(applications::Column::Id.is_in(decided))
-                .exec(txn)
-                .await?;
+            batch.push(
+                &applications::Entity::update_many()
+                    .col_expr(applications::Column::Status, statuses.into())
+                    .col_expr(applications::Column::PolicyVersion, versions.into())
+                    .col_expr(applications::Column::DecidedAt, Expr::value(now))
+                    .filter(applications::Column::Id.is_in(decided)),
+            );
         }
         let mut events = self.events;
         events.extend(self.certificate_events);
-        outbox::enqueue_all(txn, ORIGIN, &events).await
+        outbox::enqueue_in(&mut batch, ORIGIN, &events)?;
+        trail.extend(self.trail);
+        audit::append_in(&mut batch, txn, now, trail).await?;
+        batch.run(txn).await
     }
 }

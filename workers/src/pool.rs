@@ -44,6 +44,10 @@ impl Unit for Checker {
     type Job = (CheckRequest, String);
     type Out = Answer;
 
+    fn writes(&self) -> bool {
+        departments::check_writes(self.department)
+    }
+
     async fn apply(&self, txn: &DatabaseTransaction, jobs: &[Self::Job]) -> Result<Vec<Answer>, DbErr> {
         let jobs = jobs
             .iter()

@@ -14,6 +14,7 @@ use prh_common::{
     policy::{self, Decision, DecisionOutcome},
     store::{
         audit,
+        batch::Batch,
         clocks::pauses_of,
         pipeline::{applications, chases, decisions, findings, notice_status, notices, status},
     },
@@ -230,10 +231,9 @@ impl Sweeper {
                 .exec_without_returning(&txn)
                 .await?;
         }
-        prh_common::store::outbox::enqueue_all(&txn, crate::collector::ORIGIN, &requests).await?;
-        trail.append(&mut writes.trail);
-        writes.apply(&txn, now).await?;
-        audit::append(&txn, now, trail).await?;
+        let mut batch = Batch::new(&txn);
+        prh_common::store::outbox::enqueue_in(&mut batch, crate::collector::ORIGIN, &requests)?;
+        writes.apply(&txn, now, batch, trail).await?;
         txn.commit().await?;
         Ok(swept)
     }
@@ -320,9 +320,7 @@ impl Sweeper {
             .filter(notices::Column::ApplicationId.is_in(ids))
             .exec(&txn)
             .await?;
-        let trail = std::mem::take(&mut writes.trail);
-        writes.apply(&txn, now).await?;
-        audit::append(&txn, now, trail).await?;
+        writes.apply(&txn, now, Batch::new(&txn), Vec::new()).await?;
         txn.commit().await?;
         for _ in &certified {
             metrics::counter!(m::CERTIFICATES).increment(1);

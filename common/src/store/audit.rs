@@ -1,7 +1,7 @@
 //! Storing the audit trail: appending a batch of events to their applications' chains
 //! inside the caller's transaction, and reading a chain back.
 
-use super::pipeline::audit_events;
+use super::{batch::Batch, pipeline::audit_events};
 use crate::audit::{Link, next};
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -22,6 +22,19 @@ pub struct Event {
 /// reading a chain's end and writing after it; the unique (application, seq) index would
 /// refuse a fork anyway.
 pub async fn append<C: ConnectionTrait>(db: &C, at: DateTime<Utc>, events: Vec<Event>) -> Result<(), DbErr> {
+    let mut batch = Batch::new(db);
+    append_in(&mut batch, db, at, events).await?;
+    batch.run(db).await
+}
+
+/// [`append`], reading the chains' ends from `db` now and adding the insert to `batch`,
+/// which the caller runs in the same transaction.
+pub async fn append_in<C: ConnectionTrait>(
+    batch: &mut Batch,
+    db: &C,
+    at: DateTime<Utc>,
+    events: Vec<Event>,
+) -> Result<(), DbErr> {
     if events.is_empty() {
         return Ok(());
     }
@@ -44,24 +57,20 @@ pub async fn append<C: ConnectionTrait>(db: &C, at: DateTime<Utc>, events: Vec<E
     {
         ends.insert(id, (seq, hash));
     }
-    insert(db, at, events, ends).await
+    insert(batch, at, events, ends);
+    Ok(())
 }
 
 /// Starts the chains of applications written in this transaction (no event yet), without
-/// reading anything first.
-pub async fn start<C: ConnectionTrait>(db: &C, at: DateTime<Utc>, events: Vec<Event>) -> Result<(), DbErr> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    insert(db, at, events, HashMap::new()).await
+/// reading anything first: adds the insert to `batch`.
+pub fn start_in(batch: &mut Batch, at: DateTime<Utc>, events: Vec<Event>) {
+    insert(batch, at, events, HashMap::new());
 }
 
-async fn insert<C: ConnectionTrait>(
-    db: &C,
-    at: DateTime<Utc>,
-    events: Vec<Event>,
-    mut ends: HashMap<Uuid, (i32, String)>,
-) -> Result<(), DbErr> {
+fn insert(batch: &mut Batch, at: DateTime<Utc>, events: Vec<Event>, mut ends: HashMap<Uuid, (i32, String)>) {
+    if events.is_empty() {
+        return;
+    }
     let mut rows = Vec::with_capacity(events.len());
     for event in events {
         let last = ends.get(&event.application_id).map(|(s, h)| (*s, h.as_str()));
@@ -78,10 +87,7 @@ async fn insert<C: ConnectionTrait>(
             ..Default::default()
         });
     }
-    audit_events::Entity::insert_many(rows)
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
+    batch.push(&audit_events::Entity::insert_many(rows));
 }
 
 /// An application's chain in order.

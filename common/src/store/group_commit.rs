@@ -2,6 +2,7 @@
 //! Under load many items share a commit (and SQLite's single writer); a lone item waits
 //! for nobody. If a shared transaction fails, each item is tried in its own.
 
+use super::write_gate::{Turn, WriteGate};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use std::{future::Future, sync::Arc};
 use tokio::sync::{mpsc, oneshot};
@@ -11,6 +12,12 @@ use tokio::sync::{mpsc, oneshot};
 pub trait Unit: Send + Sync + 'static {
     type Job: Send + Sync + 'static;
     type Out: Send + 'static;
+
+    /// Whether the unit writes: a writing unit waits its turn at the database's
+    /// [`WriteGate`] and holds SQLite's write lock for its whole transaction.
+    fn writes(&self) -> bool {
+        true
+    }
 
     /// Does every job of `jobs` in `txn`; returns one result per job, in the same order.
     fn apply<'a>(
@@ -34,12 +41,21 @@ fn observe(unit: &'static str, jobs: usize, started: std::time::Instant) {
     metrics::histogram!(crate::metrics::GROUP_COMMIT_SECONDS, "unit" => unit).record(started.elapsed().as_secs_f64());
 }
 
+/// Where a unit's transactions begin: its database, and the gate writers queue at.
+struct Target {
+    name: &'static str,
+    db: DatabaseConnection,
+    gate: WriteGate,
+}
+
 impl<U: Unit> GroupCommit<U> {
     /// Starts the task; at most `max_batch` jobs share a transaction. `name` labels its
     /// metrics.
     pub fn start(name: &'static str, db: DatabaseConnection, unit: Arc<U>, max_batch: usize) -> Self {
         let max_batch = max_batch.max(1);
         let (jobs, mut queue) = mpsc::channel::<(U::Job, Reply<U>)>(max_batch * 4);
+        let gate = WriteGate::of(&db);
+        let target = Target { name, db, gate };
         tokio::spawn(async move {
             while let Some(first) = queue.recv().await {
                 let mut batch = vec![first];
@@ -50,7 +66,7 @@ impl<U: Unit> GroupCommit<U> {
                     }
                 }
                 let (jobs, started) = (batch.len(), std::time::Instant::now());
-                commit(&db, unit.as_ref(), batch).await;
+                commit(&target, unit.as_ref(), batch).await;
                 observe(name, jobs, started);
             }
         });
@@ -66,7 +82,7 @@ impl<U: Unit> GroupCommit<U> {
     }
 }
 
-async fn commit<U: Unit>(db: &DatabaseConnection, unit: &U, batch: Vec<(U::Job, Reply<U>)>) {
+async fn commit<U: Unit>(db: &Target, unit: &U, batch: Vec<(U::Job, Reply<U>)>) {
     let (jobs, replies): (Vec<U::Job>, Vec<Reply<U>>) = batch.into_iter().unzip();
     if jobs.len() > 1
         && let Ok(outs) = in_transaction(db, unit, &jobs).await
@@ -88,8 +104,16 @@ async fn commit<U: Unit>(db: &DatabaseConnection, unit: &U, batch: Vec<(U::Job, 
     }
 }
 
-async fn in_transaction<U: Unit>(db: &DatabaseConnection, unit: &U, jobs: &[U::Job]) -> Result<Vec<U::Out>, DbErr> {
-    let txn = db.begin().await?;
+async fn in_transaction<U: Unit>(target: &Target, unit: &U, jobs: &[U::Job]) -> Result<Vec<U::Out>, DbErr> {
+    let waiting = std::time::Instant::now();
+    // Held until the transaction has ended, by commit or by rollback on drop.
+    let (txn, _turn) = if unit.writes() {
+        target.gate.begin(&target.db).await?
+    } else {
+        (target.db.begin().await?, Turn::default())
+    };
+    metrics::histogram!(crate::metrics::GROUP_COMMIT_WAIT_SECONDS, "unit" => target.name)
+        .record(waiting.elapsed().as_secs_f64());
     let outs = unit.apply(&txn, jobs).await?;
     if outs.len() != jobs.len() {
         return Err(DbErr::Custom(format!(

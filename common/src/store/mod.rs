@@ -2,11 +2,13 @@
 //! registries' entities, and the transactional outbox with its relay.
 
 pub mod audit;
+pub mod batch;
 pub mod clocks;
 pub mod db;
 pub mod group_commit;
 pub mod outbox;
 pub mod pipeline;
 pub mod registry;
+pub mod write_gate;
 
 pub use db::connect;

@@ -9,6 +9,7 @@
 //! Published rows are deleted once they are older than the retention
 //! (`intake.outbox_keep_hours`), a chunk at a time, by a task beside the relay.
 
+use super::batch::Batch;
 use crate::bus::{Health, Outgoing, Publisher, Topology, connect};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -58,6 +59,14 @@ pub async fn enqueue<C: ConnectionTrait>(db: &C, origin: &str, msg: &Outgoing) -
 
 /// Adds several messages in one statement, inside the caller's transaction.
 pub async fn enqueue_all<C: ConnectionTrait>(db: &C, origin: &str, msgs: &[Outgoing]) -> Result<(), DbErr> {
+    let mut batch = Batch::new(db);
+    enqueue_in(&mut batch, origin, msgs)?;
+    batch.run(db).await
+}
+
+/// Adds the statement that enqueues `msgs` to `batch`, which the caller runs in its
+/// transaction.
+pub fn enqueue_in(batch: &mut Batch, origin: &str, msgs: &[Outgoing]) -> Result<(), DbErr> {
     if msgs.is_empty() {
         return Ok(());
     }
@@ -83,7 +92,7 @@ pub async fn enqueue_all<C: ConnectionTrait>(db: &C, origin: &str, msgs: &[Outgo
             })
         })
         .collect::<Result<Vec<_>, DbErr>>()?;
-    entity::Entity::insert_many(rows).exec_without_returning(db).await?;
+    batch.push(&entity::Entity::insert_many(rows));
     Ok(())
 }
 

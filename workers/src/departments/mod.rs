@@ -60,6 +60,12 @@ trait Check {
 /// Runs `department`'s check for every job against its registry, reading each table once
 /// for the whole batch, and keeps only the criteria each request asks for. One answer per
 /// job, in order.
+/// Whether checking writes the department's registry: housing records who is in which
+/// open application (`housing::Housing::read`); the others only read.
+pub fn check_writes(department: Department) -> bool {
+    department == Department::Housing
+}
+
 pub async fn check_all(
     txn: &DatabaseTransaction,
     department: Department,

@@ -1,0 +1,165 @@
+//! The storage layer's own promises, on a real SQLite file and a real PostgreSQL: a batch
+//! of statements runs in order as one unit of its transaction, and writers queued at the
+//! write gate neither fail on SQLite's lock nor lose an update.
+
+mod common;
+
+use common::{Backend, isolated_settings};
+use prh_common::{
+    config::ResolvedDb,
+    store::{
+        self, audit,
+        batch::Batch,
+        outbox::{self, entity as rows},
+        write_gate::WriteGate,
+    },
+};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Statement, TransactionTrait,
+    sea_query::Expr,
+};
+use uuid::Uuid;
+
+fn message(i: usize) -> prh_common::bus::Outgoing {
+    prh_common::bus::Outgoing {
+        exchange: "prh.checks".into(),
+        routing_key: "housing".into(),
+        kind: "check.requested".into(),
+        message_id: Uuid::now_v7(),
+        correlation_id: Some(Uuid::now_v7()),
+        headers: vec![],
+        body: format!("{{\"n\":{i}}}").into_bytes(),
+    }
+}
+
+/// A migrated pipeline database of its own, and how to reach it again.
+async fn pipeline(backend: Backend, dir: &tempfile::TempDir) -> (DatabaseConnection, ResolvedDb, common::Cleanup) {
+    let settings = isolated_settings(backend, dir);
+    let cleanup = common::Cleanup::of(&settings);
+    let db = store::connect(&settings.pipeline_db()).await.unwrap();
+    prh_migrations::migrate_pipeline(&db).await.unwrap();
+    (db, settings.pipeline_db(), cleanup)
+}
+
+#[tokio::test]
+async fn a_batch_runs_its_statements_in_order_and_fails_as_a_whole() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _, _cleanup) = pipeline(backend, &dir).await;
+        let (first, second) = (message(1), message(2));
+
+        // The update only finds the row if the insert before it in the batch ran first.
+        let txn = db.begin().await.unwrap();
+        let mut batch = Batch::new(&txn);
+        outbox::enqueue_in(&mut batch, "intake", &[first.clone(), second.clone()]).unwrap();
+        batch.push(
+            &rows::Entity::update_many()
+                .col_expr(rows::Column::RoutingKey, Expr::value("education"))
+                .filter(rows::Column::MessageId.eq(second.message_id)),
+        );
+        let application = Uuid::now_v7();
+        audit::start_in(
+            &mut batch,
+            chrono::Utc::now(),
+            vec![audit::Event {
+                application_id: application,
+                kind: "submitted",
+                payload: serde_json::json!({ "n": 1 }),
+            }],
+        );
+        batch.run(&txn).await.unwrap();
+        txn.commit().await.unwrap();
+        let stored = rows::Entity::find().all(&db).await.unwrap();
+        let keys: Vec<(Uuid, &str)> = stored.iter().map(|r| (r.message_id, r.routing_key.as_str())).collect();
+        assert_eq!(
+            keys,
+            vec![(first.message_id, "housing"), (second.message_id, "education")],
+            "{backend:?}"
+        );
+        assert_eq!(audit::chain(&db, application).await.unwrap().len(), 1, "{backend:?}");
+
+        // A failing statement fails the batch, and its transaction keeps nothing of it.
+        let txn = db.begin().await.unwrap();
+        let mut batch = Batch::new(&txn);
+        outbox::enqueue_in(&mut batch, "intake", &[message(3)]).unwrap();
+        audit::start_in(
+            &mut batch,
+            chrono::Utc::now(),
+            vec![audit::Event {
+                application_id: application,
+                kind: "submitted",
+                payload: serde_json::json!({ "n": 2 }),
+            }],
+        );
+        let refused = batch.run(&txn).await;
+        assert!(refused.is_err(), "{backend:?}: a second first link must be refused");
+        drop(txn);
+        assert_eq!(rows::Entity::find().all(&db).await.unwrap().len(), 2, "{backend:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_at_the_gate_neither_fail_nor_lose_updates() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, resolved, _cleanup) = pipeline(backend, &dir).await;
+        // A second pool on the same database, as intake and the collector have in one
+        // process: its writers queue at the same gate.
+        let other = store::connect(&resolved).await.unwrap();
+        let counter = "CREATE TABLE gate_counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)";
+        db.execute_raw(Statement::from_string(db.get_database_backend(), counter))
+            .await
+            .unwrap();
+        db.execute_raw(Statement::from_string(
+            db.get_database_backend(),
+            "INSERT INTO gate_counter (id, n) VALUES (1, 0)",
+        ))
+        .await
+        .unwrap();
+        let mut writers = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let db = if i % 2 == 0 { db.clone() } else { other.clone() };
+            writers.spawn(async move {
+                let gate = WriteGate::of(&db);
+                // Read, then write what was read plus one: a deferred SQLite transaction
+                // doing this fails when another writer commits in between.
+                let (txn, _turn) = gate.begin(&db).await?;
+                let backend = txn.get_database_backend();
+                let lock = if backend == sea_orm::DbBackend::Postgres {
+                    " FOR UPDATE"
+                } else {
+                    ""
+                };
+                let row = txn
+                    .query_one_raw(Statement::from_string(
+                        backend,
+                        format!("SELECT n FROM gate_counter WHERE id = 1{lock}"),
+                    ))
+                    .await?
+                    .expect("the counter row");
+                let n: i32 = row.try_get("", "n")?;
+                tokio::task::yield_now().await;
+                txn.execute_raw(Statement::from_string(
+                    backend,
+                    format!("UPDATE gate_counter SET n = {} WHERE id = 1", n + 1),
+                ))
+                .await?;
+                txn.commit().await?;
+                Ok::<_, sea_orm::DbErr>(())
+            });
+        }
+        while let Some(done) = writers.join_next().await {
+            done.unwrap()
+                .unwrap_or_else(|e| panic!("{backend:?}: a writer failed: {e}"));
+        }
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT n FROM gate_counter WHERE id = 1",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get::<i32>("", "n").unwrap(), 40, "{backend:?}");
+    }
+}
