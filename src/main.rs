@@ -16,8 +16,7 @@ use std::{path::PathBuf, process::ExitCode};
 // Under load much of PRH's CPU went to glibc's malloc and free across threads (measured
 // with perf during `prh bench`; see docs/performance.md); mimalloc spends far less. It is
 // built without transparent huge pages (feature `no_thp`): with them a worker process
-// peaked at 43–66 MiB instead of 27–43 MiB. It also replaces malloc for C code (feature
-// `override`), so SQLite's page cache and statements allocate through it too.
+// peaked at 43–66 MiB instead of 27–43 MiB.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
