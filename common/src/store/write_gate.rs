@@ -51,9 +51,10 @@ impl WriteGate {
         Self(Some(gates.entry(file).or_default().clone()))
     }
 
-    /// Waits for this process's turn, then begins a transaction that holds SQLite's write
-    /// lock from its first statement on (`BEGIN IMMEDIATE`): a deferred one that read
-    /// first could not take the lock later if another writer had committed meanwhile.
+    /// Waits for this process's turn, then begins a transaction that takes SQLite's write
+    /// lock at once (`BEGIN IMMEDIATE`): a deferred one that read first could not take
+    /// the lock later if another writer had committed meanwhile. The gate map keeps one
+    /// entry per file this process has written, for its lifetime.
     pub async fn begin(&self, db: &DatabaseConnection) -> Result<(DatabaseTransaction, Turn), DbErr> {
         let turn = match &self.0 {
             Some(queue) => Turn(Some(queue.clone().lock_owned().await)),
