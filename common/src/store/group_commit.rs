@@ -82,10 +82,10 @@ impl<U: Unit> GroupCommit<U> {
     }
 }
 
-async fn commit<U: Unit>(db: &Target, unit: &U, batch: Vec<(U::Job, Reply<U>)>) {
+async fn commit<U: Unit>(target: &Target, unit: &U, batch: Vec<(U::Job, Reply<U>)>) {
     let (jobs, replies): (Vec<U::Job>, Vec<Reply<U>>) = batch.into_iter().unzip();
     if jobs.len() > 1
-        && let Ok(outs) = in_transaction(db, unit, &jobs).await
+        && let Ok(outs) = in_transaction(target, unit, &jobs).await
     {
         for (reply, out) in replies.into_iter().zip(outs) {
             let _ = reply.send(Ok(out));
@@ -94,7 +94,7 @@ async fn commit<U: Unit>(db: &Target, unit: &U, batch: Vec<(U::Job, Reply<U>)>) 
     }
     // Alone, one job's failure (bad data, a lost race) does not fail the others.
     for (job, reply) in jobs.iter().zip(replies) {
-        let out = in_transaction(db, unit, std::slice::from_ref(job))
+        let out = in_transaction(target, unit, std::slice::from_ref(job))
             .await
             .and_then(|mut outs| {
                 outs.pop()
