@@ -392,14 +392,23 @@ async fn measure(
     })
 }
 
-/// Per unit: (transactions, jobs, seconds) so far, from the `prh_group_commit_*` sums and
-/// counts on intake's `/metrics`; empty when it cannot be read.
-async fn group_commit_totals(base: &str) -> BTreeMap<String, (f64, f64, f64, f64)> {
+/// One unit's group-commit counters so far, as `/metrics` shows them.
+#[derive(Debug, Default, Clone, Copy)]
+struct CommitTotals {
+    transactions: f64,
+    jobs: f64,
+    seconds: f64,
+    waiting_seconds: f64,
+}
+
+/// Per unit, its counters so far, from the `prh_group_commit_*` sums and counts on
+/// intake's `/metrics`; empty when it cannot be read.
+async fn group_commit_totals(base: &str) -> BTreeMap<String, CommitTotals> {
     let text = match reqwest::get(format!("{base}/metrics")).await {
         Ok(response) => response.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     };
-    let mut totals: BTreeMap<String, (f64, f64, f64, f64)> = BTreeMap::new();
+    let mut totals: BTreeMap<String, CommitTotals> = BTreeMap::new();
     for line in text.lines() {
         let Some((name, rest)) = line.split_once("{unit=\"") else {
             continue;
@@ -412,10 +421,10 @@ async fn group_commit_totals(base: &str) -> BTreeMap<String, (f64, f64, f64, f64
         };
         let entry = totals.entry(unit.to_owned()).or_default();
         match name {
-            "prh_group_commit_jobs_count" => entry.0 = value,
-            "prh_group_commit_jobs_sum" => entry.1 = value,
-            "prh_group_commit_seconds_sum" => entry.2 = value,
-            "prh_group_commit_wait_seconds_sum" => entry.3 = value,
+            "prh_group_commit_jobs_count" => entry.transactions = value,
+            "prh_group_commit_jobs_sum" => entry.jobs = value,
+            "prh_group_commit_seconds_sum" => entry.seconds = value,
+            "prh_group_commit_wait_seconds_sum" => entry.waiting_seconds = value,
             _ => {}
         }
     }
@@ -424,22 +433,23 @@ async fn group_commit_totals(base: &str) -> BTreeMap<String, (f64, f64, f64, f64
 
 /// What each unit did between two readings of `group_commit_totals`.
 fn group_commits(
-    before: &BTreeMap<String, (f64, f64, f64, f64)>,
-    after: &BTreeMap<String, (f64, f64, f64, f64)>,
+    before: &BTreeMap<String, CommitTotals>,
+    after: &BTreeMap<String, CommitTotals>,
     span: f64,
 ) -> BTreeMap<String, GroupCommits> {
     after
         .iter()
-        .filter_map(|(unit, (txns, jobs, secs, waits))| {
-            let (t0, j0, s0, w0) = before.get(unit).copied().unwrap_or_default();
-            let transactions = txns - t0;
+        .filter_map(|(unit, now)| {
+            let then = before.get(unit).copied().unwrap_or_default();
+            let transactions = now.transactions - then.transactions;
+            let seconds = now.seconds - then.seconds;
             (transactions > 0.0).then(|| {
                 let stats = GroupCommits {
                     transactions,
-                    jobs_per_transaction: (jobs - j0) / transactions,
-                    mean_transaction_seconds: (secs - s0) / transactions,
-                    busy_fraction: (secs - s0) / span,
-                    waiting_fraction: (waits - w0) / span,
+                    jobs_per_transaction: (now.jobs - then.jobs) / transactions,
+                    mean_transaction_seconds: seconds / transactions,
+                    busy_fraction: seconds / span,
+                    waiting_fraction: (now.waiting_seconds - then.waiting_seconds) / span,
                 };
                 (unit.clone(), stats)
             })

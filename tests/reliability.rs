@@ -462,15 +462,7 @@ async fn published_outbox_rows_are_pruned_after_their_retention() {
         let _cleanup = common::Cleanup::of(&settings);
         let db = prh_common::store::connect(&settings.pipeline_db()).await.unwrap();
         prh_migrations::migrate_pipeline(&db).await.unwrap();
-        let message = |i: usize| Outgoing {
-            exchange: "prh.checks".into(),
-            routing_key: "housing".into(),
-            kind: "check.requested".into(),
-            message_id: Uuid::now_v7(),
-            correlation_id: Some(Uuid::now_v7()),
-            headers: vec![],
-            body: format!("{{\"n\":{i}}}").into_bytes(),
-        };
+        let message = common::outbox_message;
         let rows: Vec<Outgoing> = (0..7).map(message).collect();
         outbox::enqueue_all(&db, "intake", &rows).await.unwrap();
         outbox::enqueue_all(&db, "collector", &[message(7)]).await.unwrap();

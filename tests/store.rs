@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, isolated_settings};
+use common::{Backend, isolated_settings, outbox_message};
 use prh_common::{
     config::ResolvedDb,
     store::{
@@ -20,16 +20,13 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-fn message(i: usize) -> prh_common::bus::Outgoing {
-    prh_common::bus::Outgoing {
-        exchange: "prh.checks".into(),
-        routing_key: "housing".into(),
-        kind: "check.requested".into(),
-        message_id: Uuid::now_v7(),
-        correlation_id: Some(Uuid::now_v7()),
-        headers: vec![],
-        body: format!("{{\"n\":{i}}}").into_bytes(),
-    }
+/// The first event of `application`'s audit trail.
+fn submitted(application: Uuid) -> Vec<audit::Event> {
+    vec![audit::Event {
+        application_id: application,
+        kind: "submitted",
+        payload: serde_json::json!({}),
+    }]
 }
 
 /// A migrated pipeline database of its own, and how to reach it again.
@@ -46,7 +43,7 @@ async fn a_batch_runs_its_statements_in_order_and_fails_as_a_whole() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let dir = tempfile::tempdir().unwrap();
         let (db, _, _cleanup) = pipeline(backend, &dir).await;
-        let (first, second) = (message(1), message(2));
+        let (first, second) = (outbox_message(1), outbox_message(2));
 
         // The update only finds the row if the insert before it in the batch ran first.
         let txn = db.begin().await.unwrap();
@@ -58,15 +55,7 @@ async fn a_batch_runs_its_statements_in_order_and_fails_as_a_whole() {
                 .filter(rows::Column::MessageId.eq(second.message_id)),
         );
         let application = Uuid::now_v7();
-        audit::start_in(
-            &mut batch,
-            chrono::Utc::now(),
-            vec![audit::Event {
-                application_id: application,
-                kind: "submitted",
-                payload: serde_json::json!({ "n": 1 }),
-            }],
-        );
+        audit::start_in(&mut batch, chrono::Utc::now(), submitted(application));
         batch.run(&txn).await.unwrap();
         txn.commit().await.unwrap();
         let stored = rows::Entity::find().all(&db).await.unwrap();
@@ -81,16 +70,8 @@ async fn a_batch_runs_its_statements_in_order_and_fails_as_a_whole() {
         // A failing statement fails the batch, and its transaction keeps nothing of it.
         let txn = db.begin().await.unwrap();
         let mut batch = Batch::new(&txn);
-        outbox::enqueue_in(&mut batch, "intake", &[message(3)]).unwrap();
-        audit::start_in(
-            &mut batch,
-            chrono::Utc::now(),
-            vec![audit::Event {
-                application_id: application,
-                kind: "submitted",
-                payload: serde_json::json!({ "n": 2 }),
-            }],
-        );
+        outbox::enqueue_in(&mut batch, "intake", &[outbox_message(3)]).unwrap();
+        audit::start_in(&mut batch, chrono::Utc::now(), submitted(application));
         let refused = batch.run(&txn).await;
         assert!(refused.is_err(), "{backend:?}: a second first link must be refused");
         drop(txn);

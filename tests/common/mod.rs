@@ -115,3 +115,16 @@ pub async fn wait_decided(base: &str, id: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// An outbox message to `prh.checks`/housing whose body carries `n`: for the storage tests.
+pub fn outbox_message(n: usize) -> prh_common::bus::Outgoing {
+    prh_common::bus::Outgoing {
+        exchange: "prh.checks".into(),
+        routing_key: "housing".into(),
+        kind: "check.requested".into(),
+        message_id: Uuid::now_v7(),
+        correlation_id: Some(Uuid::now_v7()),
+        headers: vec![],
+        body: format!("{{\"n\":{n}}}").into_bytes(),
+    }
+}

@@ -9,7 +9,7 @@
 //! Published rows are deleted once they are older than the retention
 //! (`intake.outbox_keep_hours`), a chunk at a time, by a task beside the relay.
 
-use super::batch::Batch;
+use super::{batch::Batch, write_gate::WriteGate};
 use crate::bus::{Health, Outgoing, Publisher, Topology, connect};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -128,6 +128,7 @@ pub async fn prune(
     chunk: u64,
 ) -> Result<u64, DbErr> {
     let chunk = chunk.max(1);
+    let gate = WriteGate::of(db);
     let mut deleted = 0;
     loop {
         let ids: Vec<i64> = entity::Entity::find()
@@ -145,11 +146,13 @@ pub async fn prune(
             return Ok(deleted);
         }
         let full = ids.len() as u64 >= chunk;
+        let turn = gate.turn().await;
         deleted += entity::Entity::delete_many()
             .filter(entity::Column::Id.is_in(ids))
             .exec(db)
             .await?
             .rows_affected;
+        drop(turn);
         if !full {
             return Ok(deleted);
         }
@@ -413,6 +416,7 @@ impl Marker {
             in_flight: in_flight.clone(),
             marked: marked.clone(),
         };
+        let gate = WriteGate::of(&db);
         let task = tokio::spawn(async move {
             while let Some(mut ids) = batches.recv().await {
                 while let Ok(more) = batches.try_recv() {
@@ -420,11 +424,13 @@ impl Marker {
                 }
                 let mut pause = Duration::from_millis(100);
                 loop {
+                    let turn = gate.turn().await;
                     let update = entity::Entity::update_many()
                         .col_expr(entity::Column::SentAt, Expr::value(chrono::Utc::now()))
                         .filter(entity::Column::Id.is_in(ids.clone()))
                         .exec(&db)
                         .await;
+                    drop(turn);
                     match update {
                         Ok(_) => break,
                         Err(e) => {

@@ -4,9 +4,10 @@
 //! SQLite lets one transaction write at a time. Left to SQLite, writers that find the lock
 //! taken sleep in its busy handler (1, 2, 5, 10 … 100 ms between tries), so the lock sits
 //! free while they sleep and a long sleeper can lose to newcomers again and again. In the
-//! all-in-one process intake, the collector and the relays' markers all write the pipeline
-//! file; queueing them here hands the lock on the moment it is free. Other processes on the
-//! same file still meet in the busy handler. PostgreSQL has row locks and needs no gate.
+//! all-in-one process intake, the collector, the relays' markers and the outbox pruning all
+//! write the pipeline file; queueing them here hands the lock on the moment it is free.
+//! Other processes on the same file, and the rare office and sweeper writes, still meet in
+//! the busy handler. PostgreSQL has row locks and needs no gate.
 
 use sea_orm::{
     DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode, TransactionOptions,
@@ -28,7 +29,8 @@ pub struct WriteGate(Option<Arc<Queue<()>>>);
 pub struct Turn(#[allow(dead_code)] Option<OwnedMutexGuard<()>>);
 
 impl WriteGate {
-    /// The gate of `db`'s file, shared by every connection pool of this process on it.
+    /// The gate of `db`'s file, shared by every connection pool of this process on it. The
+    /// map of gates keeps one entry per file, for the process's lifetime.
     pub fn of(db: &DatabaseConnection) -> Self {
         if db.get_database_backend() != DbBackend::Sqlite {
             return Self(None);
@@ -53,13 +55,9 @@ impl WriteGate {
 
     /// Waits for this process's turn, then begins a transaction that takes SQLite's write
     /// lock at once (`BEGIN IMMEDIATE`): a deferred one that read first could not take
-    /// the lock later if another writer had committed meanwhile. The gate map keeps one
-    /// entry per file this process has written, for its lifetime.
+    /// the lock later if another writer had committed meanwhile.
     pub async fn begin(&self, db: &DatabaseConnection) -> Result<(DatabaseTransaction, Turn), DbErr> {
-        let turn = match &self.0 {
-            Some(queue) => Turn(Some(queue.clone().lock_owned().await)),
-            None => Turn(None),
-        };
+        let turn = self.turn().await;
         let txn = db
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
@@ -67,5 +65,14 @@ impl WriteGate {
             })
             .await?;
         Ok((txn, turn))
+    }
+
+    /// Waits for this process's turn without beginning a transaction: for a statement
+    /// that commits on its own.
+    pub async fn turn(&self) -> Turn {
+        match &self.0 {
+            Some(queue) => Turn(Some(queue.clone().lock_owned().await)),
+            None => Turn(None),
+        }
     }
 }
