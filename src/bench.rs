@@ -66,6 +66,9 @@ struct Report {
     prh_cpu_ms_per_application: Option<f64>,
     /// The local broker's CPU per pipeline message, in microseconds.
     broker_cpu_us_per_message: Option<f64>,
+    /// The local broker's CPU per message of its ceiling trials, in microseconds: what a
+    /// message costs it at full speed in one queue, next to what it costs in the pipeline.
+    broker_ceiling_cpu_us_per_message: Option<f64>,
     /// Where the database time goes, per group-commit unit (intake, collector, each
     /// department's checks), from `/metrics` while the applications were driven: every
     /// unit in all-in-one mode, intake's with `--external`.
@@ -130,6 +133,7 @@ pub async fn run(mut settings: Settings, options: Options, dir: &Path) -> anyhow
     // One short trial swings between runs by a factor of two on this machine; the median
     // of a few is steadier.
     let mut trials = Vec::with_capacity(CEILING_TRIALS);
+    let broker_before = cpu_totals(false);
     for _ in 0..CEILING_TRIALS {
         let rate = broker_ceiling(&settings.amqp.url, options.ceiling_messages).await?;
         eprintln!("  {rate:.0} messages/s");
@@ -138,6 +142,9 @@ pub async fn run(mut settings: Settings, options: Options, dir: &Path) -> anyhow
     let mut sorted = trials.clone();
     sorted.sort_by(f64::total_cmp);
     let ceiling = local::quantile(&sorted, 0.5);
+    let ceiling_cpu_us = cpu_since(&broker_before)
+        .get(BROKER)
+        .map(|s| s * 1e6 / (CEILING_TRIALS * options.ceiling_messages) as f64);
 
     eprintln!("seeding {} households…", options.applications);
     let samples = local::prepare(&settings, options.applications, 2026).await?;
@@ -205,6 +212,7 @@ pub async fn run(mut settings: Settings, options: Options, dir: &Path) -> anyhow
         .map(|s| s * 1e6 / (report.pipeline_messages_per_second * report.span_seconds).max(1.0));
     report.cpu_seconds = cpu;
     report.broker_ceiling_trials = trials;
+    report.broker_ceiling_cpu_us_per_message = ceiling_cpu_us;
     report.group_commits = group_commits(&commits_before, &group_commit_totals(&base).await, report.span_seconds);
     if let Some(p) = pipeline {
         p.stop().await?;
@@ -387,6 +395,7 @@ async fn measure(
         cpu_seconds: BTreeMap::new(),
         prh_cpu_ms_per_application: None,
         broker_cpu_us_per_message: None,
+        broker_ceiling_cpu_us_per_message: None,
         database,
         mode: mode.to_owned(),
     })
@@ -635,6 +644,10 @@ fn print_table(r: &Report) {
         println!("PRH CPU                  {ms:.2} ms per application");
     }
     if let Some(us) = r.broker_cpu_us_per_message {
-        println!("broker CPU               {us:.0} µs per message");
+        let ceiling = r
+            .broker_ceiling_cpu_us_per_message
+            .map(|c| format!(" (in its ceiling run: {c:.0} µs)"))
+            .unwrap_or_default();
+        println!("broker CPU               {us:.0} µs per message{ceiling}");
     }
 }
