@@ -62,9 +62,8 @@ fn broker_cpu() -> anyhow::Result<f64> {
             let stat = std::fs::read_to_string(path.join("stat"))?;
             let after_name = stat.rsplit(')').next().unwrap_or_default();
             let fields: Vec<&str> = after_name.split_whitespace().collect();
-            let ticks = |i: usize| -> anyhow::Result<f64> {
-                Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?)
-            };
+            let ticks =
+                |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?) };
             return Ok((ticks(11)? + ticks(12)?) / 100.0);
         }
     }
@@ -190,7 +189,9 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "{moved} messages, {} queue(s), rate {}, prefetch {}, ack every {}, headers {}: {:.0} messages/s, broker {:.2} cores, {:.0} µs of broker CPU per message",
         queues.len(),
-        args.rate.map(|r| format!("{r:.0}/s")).unwrap_or_else(|| "unpaced".into()),
+        args.rate
+            .map(|r| format!("{r:.0}/s"))
+            .unwrap_or_else(|| "unpaced".into()),
         args.prefetch,
         args.ack_every,
         args.headers,

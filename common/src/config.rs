@@ -545,7 +545,11 @@ mod tests {
                 "{url:?} with {configured:?}"
             );
         }
-        assert_eq!(s.pipeline_db().max_connections, None, "the pipeline keeps its own default");
+        assert_eq!(
+            s.pipeline_db().max_connections,
+            None,
+            "the pipeline keeps its own default"
+        );
     }
 
     #[test]
