@@ -497,8 +497,10 @@ fn all_pids() -> impl Iterator<Item = String> {
 }
 
 /// Every `prh intake`, `prh worker …` and `prh collector` process on this machine: its
-/// command line and pid.
+/// command line and pid. A PRH process is one of a program named `prh` or of this very
+/// executable, whatever its file is called (`PRH_BIN=… deploy/scaling-run.sh`).
 fn local_prh_processes() -> BTreeMap<String, String> {
+    let own = std::env::current_exe().ok();
     let mut out = BTreeMap::new();
     for pid in all_pids() {
         let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
@@ -509,7 +511,8 @@ fn local_prh_processes() -> BTreeMap<String, String> {
             .filter(|a| !a.is_empty())
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        let is_prh = args.first().is_some_and(|a| a.ends_with("/prh") || a == "prh");
+        let is_prh = args.first().is_some_and(|a| a.ends_with("/prh") || a == "prh")
+            || own.is_some() && std::fs::read_link(format!("/proc/{pid}/exe")).ok() == own;
         let role = args
             .iter()
             .skip(1)
