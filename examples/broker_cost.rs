@@ -21,6 +21,7 @@ use lapin::{
     },
     types::{AMQPValue, FieldTable},
 };
+use prh::process;
 use std::{
     collections::VecDeque,
     time::{Duration, Instant},
@@ -56,18 +57,10 @@ struct Args {
 
 /// CPU seconds (user + system) the local `beam.smp` has used so far.
 fn broker_cpu() -> anyhow::Result<f64> {
-    for entry in std::fs::read_dir("/proc")? {
-        let path = entry?.path();
-        if std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == "beam.smp") {
-            let stat = std::fs::read_to_string(path.join("stat"))?;
-            let after_name = stat.rsplit(')').next().unwrap_or_default();
-            let fields: Vec<&str> = after_name.split_whitespace().collect();
-            let ticks =
-                |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?) };
-            return Ok((ticks(11)? + ticks(12)?) / 100.0);
-        }
-    }
-    bail!("no local RabbitMQ (beam.smp) to measure")
+    process::all_pids()
+        .find(|pid| process::comm(pid).as_deref() == Some("beam.smp"))
+        .and_then(|pid| process::cpu_seconds(&pid))
+        .context("no local RabbitMQ (beam.smp) to measure")
 }
 
 fn properties(headers: bool) -> BasicProperties {

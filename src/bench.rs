@@ -11,7 +11,10 @@ use lapin::{
     },
     types::{AMQPValue, FieldTable},
 };
-use prh::local::{self, LocalPipeline};
+use prh::{
+    local::{self, LocalPipeline},
+    process,
+};
 use prh_common::{
     bus::connect,
     config::Settings,
@@ -387,7 +390,7 @@ async fn measure(
         peak_rss_mib: if mode == "external" {
             local_prh_processes()
                 .into_iter()
-                .filter_map(|(name, pid)| Some((name, peak_rss_mib(&pid)?)))
+                .filter_map(|(name, pid)| Some((name, process::peak_rss_mib(&pid)?)))
                 .collect()
         } else {
             own_rss()
@@ -466,34 +469,11 @@ fn group_commits(
         .collect()
 }
 
-/// Peak resident memory (VmHWM) of a process, in MiB.
-fn peak_rss_mib(pid: &str) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
-}
-
 /// In all-in-one mode every component runs in this process.
 fn own_rss() -> BTreeMap<String, f64> {
-    peak_rss_mib("self")
+    process::peak_rss_mib("self")
         .map(|m| BTreeMap::from([("all-in-one".to_owned(), m)]))
         .unwrap_or_default()
-}
-
-/// The pid of every process on this machine.
-fn all_pids() -> impl Iterator<Item = String> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Every `prh intake`, `prh worker …` and `prh collector` process on this machine: its
@@ -502,7 +482,7 @@ fn all_pids() -> impl Iterator<Item = String> {
 fn local_prh_processes() -> BTreeMap<String, String> {
     let own = std::env::current_exe().ok();
     let mut out = BTreeMap::new();
-    for pid in all_pids() {
+    for pid in process::all_pids() {
         let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
             continue;
         };
@@ -526,17 +506,6 @@ fn local_prh_processes() -> BTreeMap<String, String> {
     out
 }
 
-/// CPU time (user + system) a process has used so far, in seconds: fields 14 and 15 of
-/// `/proc/<pid>/stat`, in clock ticks of 1/100 s (Linux's fixed USER_HZ).
-fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
-    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().skip(11);
-    let user: f64 = fields.next()?.parse().ok()?;
-    let system: f64 = fields.next()?.parse().ok()?;
-    Some((user + system) / 100.0)
-}
-
 /// The processes whose CPU a run is charged, by name, with their pids: PRH's (this one in
 /// all-in-one mode, every local PRH process with `--external`), a local RabbitMQ and a
 /// local PostgreSQL (all its server processes together).
@@ -549,11 +518,11 @@ fn charged_processes(external: bool) -> BTreeMap<String, Vec<String>> {
     } else {
         BTreeMap::from([("all-in-one".to_owned(), vec![std::process::id().to_string()])])
     };
-    for pid in all_pids() {
-        let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
+    for pid in process::all_pids() {
+        let Some(comm) = process::comm(&pid) else {
             continue;
         };
-        let name = match comm.trim() {
+        let name = match comm.as_str() {
             "beam.smp" => BROKER,
             "postgres" => DATABASE_SERVER,
             _ => continue,
@@ -573,7 +542,10 @@ fn cpu_since(before: &BTreeMap<String, Vec<(String, f64)>>) -> BTreeMap<String, 
     before
         .iter()
         .map(|(name, pids)| {
-            let used = pids.iter().filter_map(|(pid, was)| Some(cpu_seconds(pid)? - was)).sum();
+            let used = pids
+                .iter()
+                .filter_map(|(pid, was)| Some(process::cpu_seconds(pid)? - was))
+                .sum();
             (name.clone(), used)
         })
         .collect()
@@ -586,7 +558,7 @@ fn cpu_totals(external: bool) -> BTreeMap<String, Vec<(String, f64)>> {
         .map(|(name, pids)| {
             let used = pids
                 .into_iter()
-                .filter_map(|pid| cpu_seconds(&pid).map(|s| (pid, s)))
+                .filter_map(|pid| process::cpu_seconds(&pid).map(|s| (pid, s)))
                 .collect();
             (name, used)
         })

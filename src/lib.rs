@@ -3,3 +3,4 @@
 
 pub mod broker;
 pub mod local;
+pub mod process;
