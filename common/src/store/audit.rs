@@ -5,7 +5,9 @@ use super::{batch::Batch, pipeline::audit_events};
 use crate::audit::{Link, next};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    sea_query::{Expr, ExprTrait},
 };
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -41,22 +43,35 @@ pub async fn append_in<C: ConnectionTrait>(
     let mut ids: Vec<Uuid> = events.iter().map(|e| e.application_id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut ends: HashMap<Uuid, (i32, String)> = HashMap::new();
-    for (id, seq, hash) in audit_events::Entity::find()
+    // Only each chain's last link: the whole chains would be read back on the writer's
+    // one serial path, and they grow with every event.
+    let last_seq = audit_events::Entity::find()
+        .select_only()
+        .column(audit_events::Column::ApplicationId)
+        .column_as(audit_events::Column::Seq.max(), "seq")
+        .filter(audit_events::Column::ApplicationId.is_in(ids))
+        .group_by(audit_events::Column::ApplicationId)
+        .into_query();
+    let ends: HashMap<Uuid, (i32, String)> = audit_events::Entity::find()
         .select_only()
         .columns([
             audit_events::Column::ApplicationId,
             audit_events::Column::Seq,
             audit_events::Column::Hash,
         ])
-        .filter(audit_events::Column::ApplicationId.is_in(ids))
-        .order_by_asc(audit_events::Column::Seq)
+        .filter(
+            Expr::tuple([
+                Expr::col(audit_events::Column::ApplicationId),
+                Expr::col(audit_events::Column::Seq),
+            ])
+            .in_subquery(last_seq),
+        )
         .into_tuple::<(Uuid, i32, String)>()
         .all(db)
         .await?
-    {
-        ends.insert(id, (seq, hash));
-    }
+        .into_iter()
+        .map(|(id, seq, hash)| (id, (seq, hash)))
+        .collect();
     insert(batch, at, events, ends);
     Ok(())
 }

@@ -41,7 +41,10 @@ pub async fn connect(db: &ResolvedDb) -> Result<DatabaseConnection, DbOpenError>
         }
         // WAL lets readers run beside the one writer; the busy timeout makes writers queue
         // instead of failing with "database is locked".
+        // A connection to a file cannot go stale: a ping before each use would only be
+        // another round trip to sqlx's thread for the connection.
         options
+            .test_before_acquire(false)
             .max_connections(db.max_connections.unwrap_or(4))
             .min_connections(1)
             .map_sqlx_sqlite_opts(|o| {

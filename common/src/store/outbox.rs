@@ -333,19 +333,19 @@ impl Relay {
             // Bounded: a mark committed between the check and the wait wakes nobody.
             let _ = tokio::time::timeout(Duration::from_millis(50), marks.marked.notified()).await;
         }
-        let skip = marks.snapshot();
-        let rows: Vec<entity::Model> = entity::Entity::find()
+        let mut pending = entity::Entity::find()
             .filter(entity::Column::Origin.eq(self.origin.as_str()))
-            .filter(entity::Column::SentAt.is_null())
+            .filter(entity::Column::SentAt.is_null());
+        let skip = marks.snapshot();
+        if !skip.is_empty() {
+            pending = pending.filter(entity::Column::Id.is_not_in(skip));
+        }
+        let rows: Vec<entity::Model> = pending
             .order_by_asc(entity::Column::Id)
-            .limit(self.batch + skip.len() as u64)
+            .limit(self.batch)
             .all(&self.db)
             .await
-            .map_err(RelayError::Db)?
-            .into_iter()
-            .filter(|row| !skip.contains(&row.id))
-            .take(self.batch as usize)
-            .collect();
+            .map_err(RelayError::Db)?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -402,6 +402,9 @@ impl Marks {
     }
 }
 
+/// How long the marker gathers published rows before it marks them sent.
+const MARK_LINGER: Duration = Duration::from_millis(25);
+
 /// Marks published rows sent, merging whatever queued up during the last update into the
 /// next one; a failed update is retried until it succeeds (the rows stay in flight).
 struct Marker;
@@ -419,6 +422,10 @@ impl Marker {
         let gate = WriteGate::of(&db);
         let task = tokio::spawn(async move {
             while let Some(mut ids) = batches.recv().await {
+                // Every mark is a turn at the database's one writer, which the collector
+                // and intake need; gathering a moment's batches into one update costs
+                // nothing but a later mark (the rows are skipped as in flight meanwhile).
+                tokio::time::sleep(MARK_LINGER).await;
                 while let Ok(more) = batches.try_recv() {
                     ids.extend(more);
                 }
