@@ -258,10 +258,12 @@ impl Default for Settings {
                 probe_listen: None,
             },
             // Concurrency is also the largest group commit: findings waiting together share
-            // one transaction.
+            // one transaction. A batch's findings wait in their handlers until it commits,
+            // so the next batch can only gather what the other handlers hold: with 64, about
+            // 32 per transaction under load; with 256, about 110 (docs/performance.md).
             collector: PoolSettings {
-                prefetch: 256,
-                concurrency: 64,
+                prefetch: 1024,
+                concurrency: 256,
                 probe_listen: None,
             },
             signing: SigningSettings::default(),

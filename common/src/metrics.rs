@@ -28,6 +28,7 @@ pub const OFFICE_ACTIONS: &str = "prh_office_actions_total";
 pub const GROUP_COMMIT_JOBS: &str = "prh_group_commit_jobs";
 pub const GROUP_COMMIT_SECONDS: &str = "prh_group_commit_seconds";
 pub const GROUP_COMMIT_WAIT_SECONDS: &str = "prh_group_commit_wait_seconds";
+pub const COLLECTOR_REPLANNED: &str = "prh_collector_replanned_total";
 
 /// Latency buckets in seconds: from a fast check to a slow decision.
 const BUCKETS: &[f64] = &[
@@ -71,6 +72,10 @@ pub fn render() -> String {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(APPLICATIONS, "Applications accepted, by intake channel");
+    describe_counter!(
+        COLLECTOR_REPLANNED,
+        "Collector batches decided again under the write lock because what their plan read had changed"
+    );
     describe_counter!(
         CHASES,
         "Check requests sent again to a silent department, by department"

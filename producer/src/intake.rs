@@ -97,11 +97,12 @@ impl Unit for Writer {
     type Job = Prepared;
     /// The application's reference.
     type Out = String;
+    type Plan = ();
 
     /// Writes a batch with two round trips whatever its size: the rows, reading back their
     /// sequence numbers; then, in one [`Batch`], their references, every check request and
     /// the start of each audit trail.
-    async fn apply(&self, txn: &DatabaseTransaction, batch: &[Prepared]) -> Result<Vec<String>, DbErr> {
+    async fn apply(&self, txn: &DatabaseTransaction, batch: &[Prepared], _: Option<()>) -> Result<Vec<String>, DbErr> {
         let ids: Vec<Uuid> = batch.iter().map(|p| p.id).collect();
         let mut insert = applications::Entity::insert_many(batch.iter().map(|p| p.row.clone())).into_query();
         insert.returning(Query::returning().columns([applications::Column::Id, applications::Column::Seq]));

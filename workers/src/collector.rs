@@ -23,16 +23,17 @@ use prh_common::{
         group_commit::{GroupCommit, Unit},
         outbox,
         pipeline::{
-            applications, certificate_status, certificates, decisions, findings, notice_status, notices, renewals,
-            revocations, status,
+            applications, audit_events, certificate_status, certificates, decisions, findings, notice_status, notices,
+            renewals, revocations, status,
         },
     },
     trace,
 };
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    sea_query::{Alias, CaseStatement, Expr},
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QuerySelect,
+    sea_query::{Alias, CaseStatement, Expr, Query},
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -175,14 +176,162 @@ impl Unit for Decider {
     /// The finding, its trace context and how it was signed.
     type Job = (Finding, String, Evidence);
     type Out = Stored;
+    type Plan = Plan;
 
-    fn apply<'a>(
-        &'a self,
-        txn: &'a DatabaseTransaction,
-        jobs: &'a [Self::Job],
-    ) -> impl std::future::Future<Output = Result<Vec<Stored>, DbErr>> + Send + 'a {
-        self.store(txn, jobs)
+    async fn prepare(&self, db: &DatabaseConnection, jobs: &[Self::Job]) -> Option<Plan> {
+        // Whatever went wrong is met again, and reported, inside the transaction.
+        self.plan(db, jobs).await.unwrap_or_default()
     }
+
+    async fn apply(
+        &self,
+        txn: &DatabaseTransaction,
+        jobs: &[Self::Job],
+        plan: Option<Plan>,
+    ) -> Result<Vec<Stored>, DbErr> {
+        if let Some(plan) = plan {
+            if seen(txn, plan.ids.clone()).await? == plan.seen {
+                plan.batch.run(txn).await?;
+                return Ok(plan.out);
+            }
+            metrics::counter!(m::COLLECTOR_REPLANNED).increment(1);
+        }
+        self.store(txn, jobs).await
+    }
+}
+
+/// A batch decided before its transaction, on SQLite: the writes, and what they were
+/// worked out from, which must still hold under the write lock for them to run.
+///
+/// On SQLite the collector holds the pipeline file's one write lock, which intake and
+/// the relays wait for, while it reads and decides; planning outside it leaves it only
+/// one check, the writes and the commit. The check covers everything a plan reads that
+/// can change: each application's mutable columns (its form, track and channel are
+/// written once), how many findings it has (they are only ever added, one per
+/// department) and its audit chain's last link (only ever appended). Re-checks (年审),
+/// which also read and write their original application, are decided inside the lock.
+pub struct Plan {
+    /// Every application the batch names, known or not.
+    ids: Vec<Uuid>,
+    seen: HashMap<Uuid, Seen>,
+    out: Vec<Stored>,
+    batch: Batch,
+}
+
+/// What a plan saw of one application.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    status: String,
+    policy_version: Option<String>,
+    decided_at: Option<chrono::DateTime<chrono::Utc>>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    deadline: chrono::NaiveDate,
+    reference: Option<String>,
+    findings: i64,
+    last_seq: Option<i32>,
+}
+
+/// What `ids` look like now, in one statement: the check of a [`Plan`].
+async fn seen<C: ConnectionTrait>(db: &C, ids: Vec<Uuid>) -> Result<HashMap<Uuid, Seen>, DbErr> {
+    use sea_orm::sea_query::ExprTrait;
+    let of_this_application = |column: findings::Column| {
+        Expr::col((findings::Entity, column)).equals((applications::Entity, applications::Column::Id))
+    };
+    let findings_count = Query::select()
+        .expr(Expr::col((findings::Entity, findings::Column::Id)).count())
+        .from(findings::Entity)
+        .and_where(of_this_application(findings::Column::ApplicationId))
+        .to_owned();
+    let last_seq = Query::select()
+        .expr(Expr::col((audit_events::Entity, audit_events::Column::Seq)).max())
+        .from(audit_events::Entity)
+        .and_where(
+            Expr::col((audit_events::Entity, audit_events::Column::ApplicationId))
+                .equals((applications::Entity, applications::Column::Id)),
+        )
+        .to_owned();
+    type Row = (
+        Uuid,
+        String,
+        Option<String>,
+        Option<chrono::DateTime<chrono::Utc>>,
+        chrono::DateTime<chrono::Utc>,
+        chrono::NaiveDate,
+        Option<String>,
+        i64,
+        Option<i32>,
+    );
+    Ok(applications::Entity::find()
+        .select_only()
+        .columns([
+            applications::Column::Id,
+            applications::Column::Status,
+            applications::Column::PolicyVersion,
+            applications::Column::DecidedAt,
+            applications::Column::UpdatedAt,
+            applications::Column::Deadline,
+            applications::Column::Reference,
+        ])
+        .expr_as(Expr::SubQuery(None, Box::new(findings_count.into())), "findings")
+        .expr_as(Expr::SubQuery(None, Box::new(last_seq.into())), "last_seq")
+        .filter(applications::Column::Id.is_in(ids))
+        .into_tuple::<Row>()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(
+            |(id, status, policy_version, decided_at, updated_at, deadline, reference, findings, last_seq)| {
+                let seen = Seen {
+                    status,
+                    policy_version,
+                    decided_at,
+                    updated_at,
+                    deadline,
+                    reference,
+                    findings,
+                    last_seq,
+                };
+                (id, seen)
+            },
+        )
+        .collect())
+}
+
+/// The answers stored already for `ids`, as text: parsed only for the applications a
+/// batch completes. The first answer of a department stands.
+async fn stored_answers<C: ConnectionTrait>(
+    db: &C,
+    ids: Vec<Uuid>,
+) -> Result<HashMap<(Uuid, Department), String>, DbErr> {
+    let mut stored = HashMap::new();
+    for (id, department, payload) in findings::Entity::find()
+        .select_only()
+        .column(findings::Column::ApplicationId)
+        .column(findings::Column::Department)
+        .column_as(
+            sea_orm::sea_query::ExprTrait::cast_as(Expr::col(findings::Column::Payload), Alias::new("text")),
+            "payload",
+        )
+        .filter(findings::Column::ApplicationId.is_in(ids))
+        .into_tuple::<(Uuid, String, String)>()
+        .all(db)
+        .await?
+    {
+        let department = department
+            .parse::<Department>()
+            .map_err(|e| DbErr::Custom(format!("stored finding unreadable: {e}")))?;
+        stored.insert((id, department), payload);
+    }
+    Ok(stored)
+}
+
+/// What a batch comes to before anything is written: one result per finding, the
+/// statements storing the findings, the decisions' writes and the findings' audit events.
+struct Worked {
+    out: Vec<Stored>,
+    batch: Batch,
+    writes: Writes,
+    trail: Vec<audit::Event>,
 }
 
 /// How a finding was signed, for the audit trail.
@@ -306,30 +455,89 @@ impl Decider {
         if apps.is_empty() {
             return Ok(vec![Stored::UnknownApplication; jobs.len()]);
         }
-        // The answers stored already. The applications' locks, taken above, keep this
-        // current until the transaction ends. The first answer of a department stands: a
-        // redelivered finding, or a second one in this batch, is neither stored nor
-        // recorded again. The answers are read as text and parsed only for the
-        // applications this batch completes.
-        let mut stored: HashMap<(Uuid, Department), String> = HashMap::new();
-        for (id, department, payload) in findings::Entity::find()
-            .select_only()
-            .column(findings::Column::ApplicationId)
-            .column(findings::Column::Department)
-            .column_as(
-                sea_orm::sea_query::ExprTrait::cast_as(Expr::col(findings::Column::Payload), Alias::new("text")),
-                "payload",
-            )
-            .filter(findings::Column::ApplicationId.is_in(apps.keys().copied().collect::<Vec<_>>()))
-            .into_tuple::<(Uuid, String, String)>()
-            .all(txn)
-            .await?
-        {
-            let department = department
-                .parse::<Department>()
-                .map_err(|e| DbErr::Custom(format!("stored finding unreadable: {e}")))?;
-            stored.insert((id, department), payload);
+        // The applications' locks, taken above, keep what is read now current until the
+        // transaction ends.
+        let stored = stored_answers(txn, apps.keys().copied().collect()).await?;
+        let worked = self.work_out(txn, jobs, &apps, &stored, now).await?;
+        worked.writes.apply(txn, now, worked.batch, worked.trail).await?;
+        Ok(worked.out)
+    }
+
+    /// The plan of a batch (see [`Plan`]), read and decided outside any transaction; none
+    /// on PostgreSQL, whose row locks let other writers run meanwhile, or for a batch with
+    /// a re-check.
+    async fn plan(&self, db: &DatabaseConnection, jobs: &[(Finding, String, Evidence)]) -> Result<Option<Plan>, DbErr> {
+        if db.get_database_backend() != DbBackend::Sqlite {
+            return Ok(None);
         }
+        let now = self.clock.now();
+        let mut ids: Vec<Uuid> = jobs.iter().map(|(f, ..)| f.application_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let apps: HashMap<Uuid, applications::Model> = applications::Entity::find()
+            .filter(applications::Column::Id.is_in(ids.clone()))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|row| (row.id, row))
+            .collect();
+        let recheck = prh_common::application::Channel::Recheck.as_str();
+        if apps.is_empty() || apps.values().any(|a| a.channel == recheck) {
+            return Ok(None);
+        }
+        let stored = stored_answers(db, apps.keys().copied().collect()).await?;
+        let mut worked = self.work_out(db, jobs, &apps, &stored, now).await?;
+        if !worked.writes.touched.is_empty() {
+            return Ok(None);
+        }
+        let known: Vec<Uuid> = apps.keys().copied().collect();
+        worked.batch.push(
+            &applications::Entity::update_many()
+                .col_expr(applications::Column::UpdatedAt, Expr::value(now))
+                .filter(applications::Column::Id.is_in(known.clone())),
+        );
+        let mut trail = worked.trail;
+        trail.extend(worked.writes.push_into(&mut worked.batch, now)?);
+        let ends = audit::chain_ends(db, known).await?;
+        let mut findings_of: HashMap<Uuid, i64> = HashMap::new();
+        for (id, _) in stored.keys() {
+            *findings_of.entry(*id).or_default() += 1;
+        }
+        let seen = apps
+            .into_values()
+            .map(|a| {
+                let seen = Seen {
+                    status: a.status,
+                    policy_version: a.policy_version,
+                    decided_at: a.decided_at,
+                    updated_at: a.updated_at,
+                    deadline: a.deadline,
+                    reference: a.reference,
+                    findings: findings_of.get(&a.id).copied().unwrap_or_default(),
+                    last_seq: ends.get(&a.id).map(|(seq, _)| *seq),
+                };
+                (a.id, seen)
+            })
+            .collect();
+        audit::append_after(&mut worked.batch, now, trail, ends);
+        Ok(Some(Plan {
+            ids,
+            seen,
+            out: worked.out,
+            batch: worked.batch,
+        }))
+    }
+
+    /// Decides what storing `jobs` comes to, given the applications and the answers
+    /// stored already; reads only the re-checks' renewals.
+    async fn work_out<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        jobs: &[(Finding, String, Evidence)],
+        apps: &HashMap<Uuid, applications::Model>,
+        stored: &HashMap<(Uuid, Department), String>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Worked, DbErr> {
         let mut answered: HashSet<(Uuid, Department)> = stored.keys().copied().collect();
         // The findings this batch stores, by application and department.
         let mut fresh: HashMap<(Uuid, Department), &Finding> = HashMap::new();
@@ -358,7 +566,7 @@ impl Decider {
                 }),
             });
         }
-        let mut batch = Batch::new(txn);
+        let mut batch = Batch::new(db);
         if !rows.is_empty() {
             batch.push(
                 &findings::Entity::insert_many(rows)
@@ -417,7 +625,7 @@ impl Decider {
                 }
             }
         }
-        let renewal_of = renewals_of(txn, complete.iter().filter_map(|id| apps.get(id))).await?;
+        let renewal_of = renewals_of(db, complete.iter().filter_map(|id| apps.get(id))).await?;
         let mut writes = Writes::default();
         let mut out = Vec::with_capacity(jobs.len());
         for ((finding, traceparent, _), stored) in jobs.iter().zip(outcome) {
@@ -439,8 +647,12 @@ impl Decider {
                 renewal_of.get(&id),
             )?));
         }
-        writes.apply(txn, now, batch, trail).await?;
-        Ok(out)
+        Ok(Worked {
+            out,
+            batch,
+            writes,
+            trail,
+        })
     }
 
     /// The policy an application is judged by: the version recorded at intake.
@@ -615,8 +827,8 @@ impl Decider {
 }
 
 /// The yearly re-checks among `apps`, by application; read only when the batch has one.
-pub(crate) async fn renewals_of<'a>(
-    txn: &DatabaseTransaction,
+pub(crate) async fn renewals_of<'a, C: ConnectionTrait>(
+    txn: &C,
     apps: impl Iterator<Item = &'a applications::Model>,
 ) -> Result<HashMap<Uuid, renewals::Model>, DbErr> {
     let ids: Vec<Uuid> = apps
@@ -710,7 +922,7 @@ impl Writes {
     /// followed by the writes' own events to the audit trail: one round trip for all the
     /// writes on SQLite (`store::batch`), after reading the chains' ends.
     pub(crate) async fn apply(
-        self,
+        mut self,
         txn: &DatabaseTransaction,
         now: chrono::DateTime<chrono::Utc>,
         mut batch: Batch,
@@ -720,10 +932,22 @@ impl Writes {
             // Before their chains' ends are read: on PostgreSQL this takes their locks.
             applications::Entity::update_many()
                 .col_expr(applications::Column::UpdatedAt, Expr::value(now))
-                .filter(applications::Column::Id.is_in(self.touched))
+                .filter(applications::Column::Id.is_in(std::mem::take(&mut self.touched)))
                 .exec(txn)
                 .await?;
         }
+        trail.extend(self.push_into(&mut batch, now)?);
+        audit::append_in(&mut batch, txn, now, trail).await?;
+        batch.run(txn).await
+    }
+
+    /// Adds every write of `self` but the touches to `batch` and returns the audit events
+    /// they make, in order.
+    pub(crate) fn push_into(
+        self,
+        batch: &mut Batch,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<audit::Event>, DbErr> {
         if !self.decisions.is_empty() {
             batch.push(&decisions::Entity::insert_many(self.decisions));
         }
@@ -777,9 +1001,144 @@ impl Writes {
         }
         let mut events = self.events;
         events.extend(self.certificate_events);
-        outbox::enqueue_in(&mut batch, ORIGIN, &events)?;
-        trail.extend(self.trail);
-        audit::append_in(&mut batch, txn, now, trail).await?;
-        batch.run(txn).await
+        outbox::enqueue_in(batch, ORIGIN, &events)?;
+        Ok(self.trail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{ActiveModelTrait, Database, QueryTrait, Statement};
+
+    /// A migrated pipeline database in a SQLite file of its own.
+    async fn pipeline() -> (DatabaseConnection, PathBuf) {
+        let path = std::env::temp_dir().join(format!("prh-collector-{}.db", Uuid::now_v7()));
+        let db = Database::connect(format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        prh_migrations::migrate_pipeline(&db).await.unwrap();
+        (db, path)
+    }
+
+    async fn submit(db: &DatabaseConnection, id: Uuid) {
+        let now = chrono::Utc::now();
+        applications::ActiveModel {
+            id: Set(id),
+            reference: Set(None),
+            idempotency_key: Set(None),
+            request_hash: Set(String::new()),
+            channel: Set("portal".into()),
+            track: Set("low_income".into()),
+            payload: Set(json!({})),
+            status: Set(status::CHECKING.into()),
+            policy_version: Set(Some("2026".into())),
+            submitted_at: Set(now),
+            deadline: Set(now.date_naive()),
+            decided_at: Set(None),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(db)
+        .await
+        .unwrap();
+        audit::append(db, now, vec![event(id)]).await.unwrap();
+    }
+
+    fn event(id: Uuid) -> audit::Event {
+        audit::Event {
+            application_id: id,
+            kind: audit_kinds::FINDING,
+            payload: json!({}),
+        }
+    }
+
+    fn set_column(id: Uuid, column: applications::Column, value: Expr) -> sea_orm::UpdateMany<applications::Entity> {
+        applications::Entity::update_many()
+            .col_expr(column, value)
+            .filter(applications::Column::Id.eq(id))
+    }
+
+    /// A plan runs only if what it read is what the lock finds: each change another writer
+    /// can make to an application between the two must show in `seen`, and a change to
+    /// another application must not.
+    #[tokio::test]
+    async fn what_a_plan_saw_changes_with_every_write_that_could_alter_it() {
+        let (db, path) = pipeline().await;
+        let (planned, other, unknown) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        submit(&db, planned).await;
+        submit(&db, other).await;
+        let ids = vec![planned, unknown];
+        let later = chrono::Utc::now() + chrono::Duration::seconds(5);
+        let mut before = seen(&db, ids.clone()).await.unwrap();
+        assert_eq!(before.keys().collect::<Vec<_>>(), vec![&planned]);
+
+        // (the change, whether it must show)
+        let changes: Vec<(&str, Statement, bool)> = vec![
+            (
+                "a finding stored",
+                db.get_database_backend().build(
+                    &findings::Entity::insert(findings::ActiveModel {
+                        application_id: Set(planned),
+                        department: Set(Department::Education.to_string()),
+                        payload: Set(json!({})),
+                        received_at: Set(later),
+                        ..Default::default()
+                    })
+                    .into_query(),
+                ),
+                true,
+            ),
+            (
+                "a supplement asked for (status only)",
+                db.get_database_backend().build(
+                    &set_column(
+                        planned,
+                        applications::Column::Status,
+                        Expr::value(status::AWAITING_DOCUMENTS),
+                    )
+                    .into_query(),
+                ),
+                true,
+            ),
+            (
+                "touched",
+                db.get_database_backend()
+                    .build(&set_column(planned, applications::Column::UpdatedAt, Expr::value(later)).into_query()),
+                true,
+            ),
+            (
+                "decided",
+                db.get_database_backend()
+                    .build(&set_column(planned, applications::Column::DecidedAt, Expr::value(later)).into_query()),
+                true,
+            ),
+            (
+                "another application decided",
+                db.get_database_backend()
+                    .build(&set_column(other, applications::Column::DecidedAt, Expr::value(later)).into_query()),
+                false,
+            ),
+        ];
+        for (change, statement, shows) in changes {
+            db.execute_raw(statement).await.unwrap();
+            let after = seen(&db, ids.clone()).await.unwrap();
+            assert_eq!(after != before, shows, "{change}: {before:?} → {after:?}");
+            before = after;
+        }
+
+        audit::append(&db, later, vec![event(planned)]).await.unwrap();
+        let after = seen(&db, ids.clone()).await.unwrap();
+        assert_ne!(after, before, "an audit event appended");
+        before = after;
+
+        submit(&db, unknown).await;
+        let after = seen(&db, ids.clone()).await.unwrap();
+        assert_ne!(after, before, "an application unknown to the plan appeared");
+
+        db.close().await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 }

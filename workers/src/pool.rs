@@ -43,12 +43,13 @@ impl Unit for Checker {
     /// The request and the policy version it is judged under.
     type Job = (CheckRequest, String);
     type Out = Answer;
+    type Plan = ();
 
     fn writes(&self) -> bool {
         departments::check_writes(self.department)
     }
 
-    async fn apply(&self, txn: &DatabaseTransaction, jobs: &[Self::Job]) -> Result<Vec<Answer>, DbErr> {
+    async fn apply(&self, txn: &DatabaseTransaction, jobs: &[Self::Job], _: Option<()>) -> Result<Vec<Answer>, DbErr> {
         let jobs = jobs
             .iter()
             .map(|(request, version)| {

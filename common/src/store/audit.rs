@@ -43,6 +43,14 @@ pub async fn append_in<C: ConnectionTrait>(
     let mut ids: Vec<Uuid> = events.iter().map(|e| e.application_id).collect();
     ids.sort_unstable();
     ids.dedup();
+    let ends = chain_ends(db, ids).await?;
+    insert(batch, at, events, ends);
+    Ok(())
+}
+
+/// The last link (sequence number and hash) of each of `ids`' chains; none for an
+/// application without events.
+pub async fn chain_ends<C: ConnectionTrait>(db: &C, ids: Vec<Uuid>) -> Result<HashMap<Uuid, (i32, String)>, DbErr> {
     // Only each chain's last link: the whole chains would be read back on the writer's
     // one serial path, and they grow with every event.
     let last_seq = audit_events::Entity::find()
@@ -52,7 +60,7 @@ pub async fn append_in<C: ConnectionTrait>(
         .filter(audit_events::Column::ApplicationId.is_in(ids))
         .group_by(audit_events::Column::ApplicationId)
         .into_query();
-    let ends: HashMap<Uuid, (i32, String)> = audit_events::Entity::find()
+    Ok(audit_events::Entity::find()
         .select_only()
         .columns([
             audit_events::Column::ApplicationId,
@@ -71,9 +79,14 @@ pub async fn append_in<C: ConnectionTrait>(
         .await?
         .into_iter()
         .map(|(id, seq, hash)| (id, (seq, hash)))
-        .collect();
+        .collect())
+}
+
+/// Appends `events` after the chain ends read earlier with [`chain_ends`], adding the
+/// insert to `batch`: for a caller that has made sure, under the write lock, that the
+/// chains have not grown since.
+pub fn append_after(batch: &mut Batch, at: DateTime<Utc>, events: Vec<Event>, ends: HashMap<Uuid, (i32, String)>) {
     insert(batch, at, events, ends);
-    Ok(())
 }
 
 /// Starts the chains of applications written in this transaction (no event yet), without

@@ -12,6 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 pub trait Unit: Send + Sync + 'static {
     type Job: Send + Sync + 'static;
     type Out: Send + 'static;
+    /// What [`Unit::prepare`] worked out before the transaction; `()` for a unit that
+    /// prepares nothing.
+    type Plan: Send + 'static;
 
     /// Whether the unit writes: a writing unit waits its turn at the database's
     /// [`WriteGate`] and holds SQLite's write lock for its whole transaction.
@@ -19,11 +22,24 @@ pub trait Unit: Send + Sync + 'static {
         true
     }
 
-    /// Does every job of `jobs` in `txn`; returns one result per job, in the same order.
+    /// Work on a batch done before its transaction begins, outside the write gate: reads
+    /// and computation that `apply` may use once it has checked, under the lock, that
+    /// what they read has not changed. `None`: nothing prepared.
+    fn prepare<'a>(
+        &'a self,
+        _db: &'a DatabaseConnection,
+        _jobs: &'a [Self::Job],
+    ) -> impl Future<Output = Option<Self::Plan>> + Send + 'a {
+        std::future::ready(None)
+    }
+
+    /// Does every job of `jobs` in `txn`, with the plan `prepare` made for exactly these
+    /// jobs, if any; returns one result per job, in the same order.
     fn apply<'a>(
         &'a self,
         txn: &'a DatabaseTransaction,
         jobs: &'a [Self::Job],
+        plan: Option<Self::Plan>,
     ) -> impl Future<Output = Result<Vec<Self::Out>, DbErr>> + Send + 'a;
 }
 
@@ -84,17 +100,24 @@ impl<U: Unit> GroupCommit<U> {
 
 async fn commit<U: Unit>(target: &Target, unit: &U, batch: Vec<(U::Job, Reply<U>)>) {
     let (jobs, replies): (Vec<U::Job>, Vec<Reply<U>>) = batch.into_iter().unzip();
-    if jobs.len() > 1
-        && let Ok(outs) = in_transaction(target, unit, &jobs).await
-    {
-        for (reply, out) in replies.into_iter().zip(outs) {
-            let _ = reply.send(Ok(out));
+    match in_transaction(target, unit, &jobs, true).await {
+        Ok(outs) => {
+            for (reply, out) in replies.into_iter().zip(outs) {
+                let _ = reply.send(Ok(out));
+            }
+            return;
         }
-        return;
+        Err(e) if jobs.len() == 1 => {
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(Err(e));
+            }
+            return;
+        }
+        Err(_) => {}
     }
     // Alone, one job's failure (bad data, a lost race) does not fail the others.
     for (job, reply) in jobs.iter().zip(replies) {
-        let out = in_transaction(target, unit, std::slice::from_ref(job))
+        let out = in_transaction(target, unit, std::slice::from_ref(job), false)
             .await
             .and_then(|mut outs| {
                 outs.pop()
@@ -104,7 +127,19 @@ async fn commit<U: Unit>(target: &Target, unit: &U, batch: Vec<(U::Job, Reply<U>
     }
 }
 
-async fn in_transaction<U: Unit>(target: &Target, unit: &U, jobs: &[U::Job]) -> Result<Vec<U::Out>, DbErr> {
+/// Runs `jobs` in one transaction; with `prepared`, after the unit's preparation outside
+/// it (a job retried alone is done wholly inside).
+async fn in_transaction<U: Unit>(
+    target: &Target,
+    unit: &U,
+    jobs: &[U::Job],
+    prepared: bool,
+) -> Result<Vec<U::Out>, DbErr> {
+    let plan = if prepared {
+        unit.prepare(&target.db, jobs).await
+    } else {
+        None
+    };
     let waiting = std::time::Instant::now();
     // Held until the transaction has ended, by commit or by rollback on drop.
     let (txn, _turn) = if unit.writes() {
@@ -114,7 +149,7 @@ async fn in_transaction<U: Unit>(target: &Target, unit: &U, jobs: &[U::Job]) -> 
     };
     metrics::histogram!(crate::metrics::GROUP_COMMIT_WAIT_SECONDS, "unit" => target.name)
         .record(waiting.elapsed().as_secs_f64());
-    let outs = unit.apply(&txn, jobs).await?;
+    let outs = unit.apply(&txn, jobs, plan).await?;
     if outs.len() != jobs.len() {
         return Err(DbErr::Custom(format!(
             "the unit returned {} results for {} jobs",
