@@ -31,8 +31,8 @@ use prh_common::{
 };
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter, QuerySelect,
     sea_query::{Alias, CaseStatement, Expr, Query},
 };
 use serde::Deserialize;
@@ -218,9 +218,11 @@ pub struct Plan {
     batch: Batch,
 }
 
-/// What a plan saw of one application.
-#[derive(Debug, PartialEq)]
+/// What a plan saw of one application: the columns another writer may change, how many
+/// findings it has and its audit chain's last sequence number.
+#[derive(Debug, PartialEq, FromQueryResult)]
 struct Seen {
+    id: Uuid,
     status: String,
     policy_version: Option<String>,
     decided_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -233,34 +235,24 @@ struct Seen {
 
 /// What `ids` look like now, in one statement: the check of a [`Plan`].
 async fn seen<C: ConnectionTrait>(db: &C, ids: Vec<Uuid>) -> Result<HashMap<Uuid, Seen>, DbErr> {
-    use sea_orm::sea_query::ExprTrait;
-    let of_this_application = |column: findings::Column| {
-        Expr::col((findings::Entity, column)).equals((applications::Entity, applications::Column::Id))
-    };
+    use sea_orm::sea_query::{ExprTrait, IntoIden};
+    /// `table.application_id` equals the outer row's `applications.id`.
+    fn of_the_application(table: impl IntoIden, column: impl IntoIden) -> Expr {
+        Expr::col((table, column)).equals((applications::Entity, applications::Column::Id))
+    }
     let findings_count = Query::select()
         .expr(Expr::col((findings::Entity, findings::Column::Id)).count())
         .from(findings::Entity)
-        .and_where(of_this_application(findings::Column::ApplicationId))
+        .and_where(of_the_application(findings::Entity, findings::Column::ApplicationId))
         .to_owned();
     let last_seq = Query::select()
         .expr(Expr::col((audit_events::Entity, audit_events::Column::Seq)).max())
         .from(audit_events::Entity)
-        .and_where(
-            Expr::col((audit_events::Entity, audit_events::Column::ApplicationId))
-                .equals((applications::Entity, applications::Column::Id)),
-        )
+        .and_where(of_the_application(
+            audit_events::Entity,
+            audit_events::Column::ApplicationId,
+        ))
         .to_owned();
-    type Row = (
-        Uuid,
-        String,
-        Option<String>,
-        Option<chrono::DateTime<chrono::Utc>>,
-        chrono::DateTime<chrono::Utc>,
-        chrono::NaiveDate,
-        Option<String>,
-        i64,
-        Option<i32>,
-    );
     Ok(applications::Entity::find()
         .select_only()
         .columns([
@@ -275,26 +267,20 @@ async fn seen<C: ConnectionTrait>(db: &C, ids: Vec<Uuid>) -> Result<HashMap<Uuid
         .expr_as(Expr::SubQuery(None, Box::new(findings_count.into())), "findings")
         .expr_as(Expr::SubQuery(None, Box::new(last_seq.into())), "last_seq")
         .filter(applications::Column::Id.is_in(ids))
-        .into_tuple::<Row>()
+        .into_model::<Seen>()
         .all(db)
         .await?
         .into_iter()
-        .map(
-            |(id, status, policy_version, decided_at, updated_at, deadline, reference, findings, last_seq)| {
-                let seen = Seen {
-                    status,
-                    policy_version,
-                    decided_at,
-                    updated_at,
-                    deadline,
-                    reference,
-                    findings,
-                    last_seq,
-                };
-                (id, seen)
-            },
-        )
+        .map(|seen| (seen.id, seen))
         .collect())
+}
+
+/// The applications a batch of findings names, each once.
+fn application_ids(jobs: &[(Finding, String, Evidence)]) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = jobs.iter().map(|(f, ..)| f.application_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// The answers stored already for `ids`, as text: parsed only for the applications a
@@ -436,9 +422,7 @@ impl Decider {
         jobs: &[(Finding, String, Evidence)],
     ) -> Result<Vec<Stored>, DbErr> {
         let now = self.clock.now();
-        let mut ids: Vec<Uuid> = jobs.iter().map(|(f, ..)| f.application_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
+        let ids = application_ids(jobs);
         // Touch the applications first, reading them back in the same statement: this
         // takes their row locks on PostgreSQL and the write lock on SQLite, so findings of
         // one application are stored one transaction at a time and the last one always
@@ -471,9 +455,7 @@ impl Decider {
             return Ok(None);
         }
         let now = self.clock.now();
-        let mut ids: Vec<Uuid> = jobs.iter().map(|(f, ..)| f.application_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
+        let ids = application_ids(jobs);
         let apps: HashMap<Uuid, applications::Model> = applications::Entity::find()
             .filter(applications::Column::Id.is_in(ids.clone()))
             .all(db)
@@ -507,6 +489,7 @@ impl Decider {
             .into_values()
             .map(|a| {
                 let seen = Seen {
+                    id: a.id,
                     status: a.status,
                     policy_version: a.policy_version,
                     decided_at: a.decided_at,
