@@ -242,7 +242,8 @@ async fn parked_check_requests_are_replayed_after_the_fix() {
         everything.clone(),
     ));
     let stale_pools = CancellationToken::new();
-    start_pools(&stale, &mut tasks, &stale_pools);
+    let mut stale_tasks = JoinSet::new();
+    start_pools(&stale, &mut stale_tasks, &stale_pools);
 
     let client = reqwest::Client::new();
     let receipt: serde_json::Value = client
@@ -270,8 +271,12 @@ async fn parked_check_requests_are_replayed_after_the_fix() {
         "{list:#?}"
     );
 
-    // The fix: the pools get the version. Then the operator replays.
+    // The fix: the pools get the version. Then the operator replays. The old pools are
+    // gone first: one still consuming would take a replayed request and park it again.
     stale_pools.cancel();
+    while let Some(r) = stale_tasks.join_next().await {
+        r.unwrap().unwrap();
+    }
     let fixed_pools = CancellationToken::new();
     start_pools(&full, &mut tasks, &fixed_pools);
     let replayed = dead_letters::replay(&full.amqp.url, &full.topology(), None, None)
