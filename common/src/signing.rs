@@ -163,16 +163,65 @@ impl KeyRing {
 
     /// Checks a base64 signature over `message` by the key `key_id`.
     pub fn verify(&self, key_id: &str, message: &[u8], signature_b64: &str) -> Result<(), SignatureError> {
+        self.claim(key_id, message, signature_b64)?.check()
+    }
+
+    /// The key `key_id` and the base64 signature, parsed, ready to be checked (alone or
+    /// with others, [`check_all`]).
+    pub fn claim<'a>(
+        &'a self,
+        key_id: &str,
+        message: &'a [u8],
+        signature_b64: &str,
+    ) -> Result<Claim<'a>, SignatureError> {
         let key = self
             .keys
             .get(key_id)
             .ok_or_else(|| SignatureError::UnknownKey(key_id.to_owned()))?;
         let bytes = B64.decode(signature_b64).map_err(|_| SignatureError::Malformed)?;
         let signature = Signature::from_slice(&bytes).map_err(|_| SignatureError::Malformed)?;
-        key.verify_strict(message, &signature)
-            .map_err(|_| SignatureError::Mismatch)?;
-        Ok(())
+        Ok(Claim {
+            key,
+            message,
+            signature,
+        })
     }
+}
+
+/// That `key` signed `message` with `signature`: not yet checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    key: &'a VerifyingKey,
+    message: &'a [u8],
+    signature: Signature,
+}
+
+impl Claim<'_> {
+    /// Checks this one claim.
+    pub fn check(&self) -> Result<(), SignatureError> {
+        self.key
+            .verify_strict(self.message, &self.signature)
+            .map_err(|_| SignatureError::Mismatch)
+    }
+}
+
+/// Checks every claim, one result each. They are first tried together in one batch
+/// equation (ed25519-dalek's `verify_batch`), about half the work per signature of
+/// checking each on its own; only if the batch fails is each checked alone, to tell which.
+///
+/// The batch does not reject small-order points as `verify_strict` does; a signature
+/// built around one can only be made with the key itself, so a batch never accepts a
+/// signature that the key's holder did not make.
+pub fn check_all(claims: &[Claim<'_>]) -> Vec<Result<(), SignatureError>> {
+    if claims.len() > 1 {
+        let messages: Vec<&[u8]> = claims.iter().map(|c| c.message).collect();
+        let signatures: Vec<Signature> = claims.iter().map(|c| c.signature).collect();
+        let keys: Vec<VerifyingKey> = claims.iter().map(|c| *c.key).collect();
+        if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+            return vec![Ok(()); claims.len()];
+        }
+    }
+    claims.iter().map(Claim::check).collect()
 }
 
 /// The departments' public keys: which keys may sign which department's findings. A
@@ -225,10 +274,21 @@ impl DepartmentKeys {
         message: &[u8],
         signature_b64: &str,
     ) -> Result<(), SignatureError> {
+        self.claim(department, key_id, message, signature_b64)?.check()
+    }
+
+    /// `department`'s key `key_id` and the parsed signature, ready to be checked.
+    pub fn claim<'a>(
+        &'a self,
+        department: Department,
+        key_id: &str,
+        message: &'a [u8],
+        signature_b64: &str,
+    ) -> Result<Claim<'a>, SignatureError> {
         self.rings
             .get(&department)
             .ok_or_else(|| SignatureError::UnknownKey(key_id.to_owned()))?
-            .verify(key_id, message, signature_b64)
+            .claim(key_id, message, signature_b64)
     }
 }
 
@@ -273,6 +333,41 @@ mod tests {
             assert_eq!(mode & 0o077, 0, "the private key is readable by others: {mode:o}");
         }
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_batch_accepts_good_signatures_and_tells_which_are_bad() {
+        let signers: Vec<KeyPair> = (0..3u8)
+            .map(|i| KeyPair::from_key(SigningKey::from_bytes(&[i + 1; 32])))
+            .collect();
+        let mut ring = KeyRing::default();
+        for s in &signers {
+            ring.add(s.verifying_key());
+        }
+        let messages: Vec<Vec<u8>> = (0..8).map(|i| format!("finding {i}").into_bytes()).collect();
+        let mut signatures: Vec<String> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| signers[i % 3].sign(m))
+            .collect();
+        let claims = |sigs: &[String]| -> Vec<Result<(), SignatureError>> {
+            let parsed: Vec<Claim<'_>> = messages
+                .iter()
+                .zip(sigs)
+                .enumerate()
+                .map(|(i, (m, s))| ring.claim(signers[i % 3].key_id(), m, s).unwrap())
+                .collect();
+            check_all(&parsed)
+        };
+        assert_eq!(claims(&signatures), vec![Ok(()); 8]);
+
+        // One signature over another message, one by another department's key.
+        signatures[2] = signers[2].sign(b"something else");
+        signatures[5] = signers[0].sign(&messages[5]);
+        let mut expected = vec![Ok(()); 8];
+        expected[2] = Err(SignatureError::Mismatch);
+        expected[5] = Err(SignatureError::Mismatch);
+        assert_eq!(claims(&signatures), expected);
     }
 
     #[test]

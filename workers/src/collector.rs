@@ -2,6 +2,7 @@
 //! answered, applies the policy and writes the decision, the public notice (公示) or the
 //! signed certificate, and the decision event — all in one transaction.
 
+use crate::trust::Trust;
 use prh_common::{
     application::Application,
     audit::kinds as audit_kinds,
@@ -15,7 +16,7 @@ use prh_common::{
     metrics as m,
     policy::{self, Decision, DecisionOutcome, Policy},
     policy_set::PolicySet,
-    signing::{DepartmentKeys, KeyError, KeyPair, SignatureError},
+    signing::KeyPair,
     store::{
         audit,
         batch::Batch,
@@ -40,9 +41,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::{
     collections::{HashMap, HashSet},
-    path::{Path, PathBuf},
-    sync::{Arc, RwLock},
-    time::{Duration, Instant},
+    sync::Arc,
 };
 use tokio::sync::Notify;
 use tracing::Instrument;
@@ -71,16 +70,6 @@ pub struct Collector {
     trust: Trust,
 }
 
-/// Which findings the collector believes.
-pub struct Trust {
-    /// A finding must be signed by a key of the department it speaks for.
-    pub signers: TrustedSigners,
-    /// With per-component broker users, each department's user: a finding must also have
-    /// been published by its department's user, so a leaked key is no use from another
-    /// department's account.
-    pub department_users: Option<HashMap<Department, String>>,
-}
-
 impl Collector {
     /// Starts the group-commit task; at most `max_batch` findings share a transaction.
     pub fn start(decider: Arc<Decider>, relay: Arc<Notify>, max_batch: usize, trust: Trust) -> Self {
@@ -91,85 +80,6 @@ impl Collector {
             trust,
         }
     }
-
-    /// Whether the finding's publisher and signature are its department's.
-    fn believe(&self, msg: &Incoming<'_>, finding: &Finding, key_id: &str, signature: &str) -> Result<(), Disposition> {
-        let department = finding.department;
-        if let Some(users) = &self.trust.department_users {
-            let expected = users.get(&department).map(String::as_str).unwrap_or_default();
-            let sender = msg.properties.user_id().as_ref().map(|u| u.as_str().to_owned());
-            if sender.as_deref() != Some(expected) {
-                return Err(Disposition::Park(format!(
-                    "wrong_sender: a finding of {department} must come from broker user {expected}, not {}",
-                    sender.as_deref().unwrap_or("an unnamed one")
-                )));
-            }
-        }
-        match self.trust.signers.verify(department, key_id, msg.body, signature) {
-            Ok(()) => Ok(()),
-            Err(Untrusted::Bad(e)) => Err(Disposition::Park(format!(
-                "bad_signature: a finding of {department} not signed by {department}: {e}"
-            ))),
-            Err(Untrusted::NotYet) => Err(Disposition::Retry(format!(
-                "unknown key {key_id}: the keys were re-read a moment ago"
-            ))),
-        }
-    }
-}
-
-/// The departments' public keys, read from their folder (`DepartmentKeys`) and read again
-/// when a finding names a key not seen yet — a department that has just started or rotated
-/// its key — at most once a second, so forged key ids cannot keep the collector busy.
-pub struct TrustedSigners {
-    dir: PathBuf,
-    keys: RwLock<(DepartmentKeys, Option<Instant>)>,
-}
-
-/// Why a finding's signature is not accepted.
-#[derive(Debug)]
-pub enum Untrusted {
-    /// Not signed by a key of the department it speaks for: never counted.
-    Bad(SignatureError),
-    /// The key is unknown and the keys were re-read less than a second ago: try later.
-    NotYet,
-}
-
-impl TrustedSigners {
-    pub fn load(dir: &Path) -> Result<Self, KeyError> {
-        Ok(Self {
-            dir: dir.to_owned(),
-            keys: RwLock::new((DepartmentKeys::load(dir)?, None)),
-        })
-    }
-
-    /// Whether `department`'s key `key_id` signed `body`.
-    pub fn verify(&self, department: Department, key_id: &str, body: &[u8], signature: &str) -> Result<(), Untrusted> {
-        let first = match self.keys.read() {
-            Ok(keys) => keys.0.verify(department, key_id, body, signature),
-            Err(poisoned) => poisoned.get_ref().0.verify(department, key_id, body, signature),
-        };
-        let Err(SignatureError::UnknownKey(_)) = first else {
-            return first.map_err(Untrusted::Bad);
-        };
-        let mut keys = match self.keys.write() {
-            Ok(keys) => keys,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if keys.1.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
-            return Err(Untrusted::NotYet);
-        }
-        match DepartmentKeys::load(&self.dir) {
-            Ok(fresh) => *keys = (fresh, Some(Instant::now())),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not re-read the departments' public keys");
-                keys.1 = Some(Instant::now());
-                return Err(Untrusted::NotYet);
-            }
-        }
-        keys.0
-            .verify(department, key_id, body, signature)
-            .map_err(Untrusted::Bad)
-    }
 }
 
 impl Unit for Decider {
@@ -177,6 +87,10 @@ impl Unit for Decider {
     type Job = (Finding, String, Evidence);
     type Out = Stored;
     type Plan = Plan;
+
+    fn record(&self, (finding, ..): &Self::Job) -> Option<Uuid> {
+        Some(finding.application_id)
+    }
 
     async fn prepare(&self, db: &DatabaseConnection, jobs: &[Self::Job]) -> Option<Plan> {
         // Whatever went wrong is met again, and reported, inside the transaction.
@@ -361,7 +275,7 @@ impl Handler for Collector {
             Ok(f) => f,
             Err(e) => return Disposition::Park(redact(&format!("malformed_body: {e}"))),
         };
-        if let Err(refused) = self.believe(&msg, &finding, &key_id, &signature) {
+        if let Err(refused) = self.trust.believe(&msg, finding.department, &key_id, &signature).await {
             return refused;
         }
         let traceparent = trace::child(msg.header(headers::TRACEPARENT).as_deref(), finding.application_id);
@@ -456,18 +370,21 @@ impl Decider {
         }
         let now = self.clock.now();
         let ids = application_ids(jobs);
-        let apps: HashMap<Uuid, applications::Model> = applications::Entity::find()
-            .filter(applications::Column::Id.is_in(ids.clone()))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|row| (row.id, row))
-            .collect();
+        // Three reads at once, each on a connection of its own: the plan is on the
+        // collector's serial path. Each is compared with the rows under the lock, so they
+        // need not be one snapshot.
+        let (apps, stored, ends) = tokio::try_join!(
+            applications::Entity::find()
+                .filter(applications::Column::Id.is_in(ids.clone()))
+                .all(db),
+            stored_answers(db, ids.clone()),
+            audit::chain_ends(db, ids.clone()),
+        )?;
+        let apps: HashMap<Uuid, applications::Model> = apps.into_iter().map(|row| (row.id, row)).collect();
         let recheck = prh_common::application::Channel::Recheck.as_str();
         if apps.is_empty() || apps.values().any(|a| a.channel == recheck) {
             return Ok(None);
         }
-        let stored = stored_answers(db, apps.keys().copied().collect()).await?;
         let mut worked = self.work_out(db, jobs, &apps, &stored, now).await?;
         if !worked.writes.touched.is_empty() {
             return Ok(None);
@@ -480,7 +397,6 @@ impl Decider {
         );
         let mut trail = worked.trail;
         trail.extend(worked.writes.push_into(&mut worked.batch, now)?);
-        let ends = audit::chain_ends(db, known).await?;
         let mut findings_of: HashMap<Uuid, i64> = HashMap::new();
         for (id, _) in stored.keys() {
             *findings_of.entry(*id).or_default() += 1;

@@ -9,3 +9,4 @@ pub mod pool;
 pub mod seed;
 pub mod service;
 pub mod sweeper;
+pub mod trust;

@@ -2,9 +2,10 @@
 //! runtime, until shutdown.
 
 use crate::{
-    collector::{Collector, Decider, Trust, TrustedSigners},
+    collector::{Collector, Decider},
     housing_closer::HousingCloser,
     pool::CheckHandler,
+    trust::{Trust, TrustedSigners},
 };
 use anyhow::Context;
 use prh_common::{
@@ -128,15 +129,15 @@ pub async fn run_collector(settings: Settings, health: Health, shutdown: Cancell
     let keys_dir = settings.findings_keys_dir();
     let signers = TrustedSigners::load(&keys_dir)
         .with_context(|| format!("the departments' public keys in {}", keys_dir.display()))?;
-    let trust = Trust {
+    let trust = Trust::start(
         signers,
-        department_users: settings.amqp.component_users.then(|| {
+        settings.amqp.component_users.then(|| {
             Department::ALL
                 .into_iter()
                 .map(|d| (d, Principal::Pool(d).username(&settings.amqp.prefix)))
                 .collect()
         }),
-    };
+    );
     let handler = Arc::new(Collector::start(decider, notify, settings.collector.concurrency, trust));
     let spec = ConsumerSpec {
         name: "collector".into(),
