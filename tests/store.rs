@@ -1,7 +1,6 @@
 //! The storage layer's own promises, on a real SQLite file and a real PostgreSQL: a batch
-//! of statements runs in order as one unit of its transaction, writers queued at the
-//! write gate neither fail on SQLite's lock nor lose an update, and a group commit's
-//! overlapping batches never plan on rows a batch in flight is changing.
+//! of statements runs in order as one unit of its transaction, and writers queued at the
+//! write gate neither fail on SQLite's lock nor lose an update.
 
 mod common;
 
@@ -11,21 +10,13 @@ use prh_common::{
     store::{
         self, audit,
         batch::Batch,
-        group_commit::{GroupCommit, Unit},
         outbox::{self, entity as rows},
         write_gate::WriteGate,
     },
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Statement,
-    TransactionTrait, sea_query::Expr,
-};
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-    },
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Statement, TransactionTrait,
+    sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -168,109 +159,4 @@ async fn impatient(url: &str) -> DatabaseConnection {
             .busy_timeout(std::time::Duration::ZERO)
     });
     sea_orm::Database::connect(options).await.unwrap()
-}
-
-/// Appends one row per job to `tally` and, like the collector, plans before its
-/// transaction: the plan is how many rows each job's record had, checked again under the
-/// lock. A plan read while a batch with the same record was still being written would
-/// be stale by the time its own transaction runs.
-#[derive(Default)]
-struct Tally {
-    stale_plans: AtomicUsize,
-    /// Plans made while another batch was being written.
-    overlapped: AtomicUsize,
-    writing: AtomicBool,
-}
-
-async fn rows_of<C: ConnectionTrait>(db: &C, jobs: &[Uuid]) -> Result<HashMap<String, i64>, DbErr> {
-    let ids: Vec<String> = jobs.iter().map(|j| format!("'{j}'")).collect();
-    let sql = format!(
-        "SELECT record, COUNT(*) AS n FROM tally WHERE record IN ({}) GROUP BY record",
-        ids.join(", ")
-    );
-    let rows = db
-        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get::<String>("", "record")?, r.try_get::<i64>("", "n")?)))
-        .collect()
-}
-
-impl Unit for Tally {
-    type Job = Uuid;
-    type Out = ();
-    type Plan = HashMap<String, i64>;
-
-    fn record(&self, job: &Uuid) -> Option<Uuid> {
-        Some(*job)
-    }
-
-    async fn prepare(&self, db: &DatabaseConnection, jobs: &[Uuid]) -> Option<Self::Plan> {
-        let before = self.writing.load(Ordering::SeqCst);
-        let plan = rows_of(db, jobs).await.ok();
-        if before || self.writing.load(Ordering::SeqCst) {
-            self.overlapped.fetch_add(1, Ordering::SeqCst);
-        }
-        plan
-    }
-
-    async fn apply(
-        &self,
-        txn: &DatabaseTransaction,
-        jobs: &[Uuid],
-        plan: Option<Self::Plan>,
-    ) -> Result<Vec<()>, DbErr> {
-        self.writing.store(true, Ordering::SeqCst);
-        if let Some(plan) = plan
-            && plan != rows_of(txn, jobs).await?
-        {
-            self.stale_plans.fetch_add(1, Ordering::SeqCst);
-        }
-        let values: Vec<String> = jobs.iter().map(|j| format!("('{j}')")).collect();
-        let sql = format!("INSERT INTO tally (record) VALUES {}", values.join(", "));
-        txn.execute_raw(Statement::from_string(txn.get_database_backend(), sql))
-            .await?;
-        // Long enough for the next batch to be gathered and planned meanwhile.
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        self.writing.store(false, Ordering::SeqCst);
-        Ok(vec![(); jobs.len()])
-    }
-}
-
-#[tokio::test]
-async fn overlapping_batches_never_plan_on_rows_a_batch_in_flight_changes() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let dir = tempfile::tempdir().unwrap();
-        let (db, _, _cleanup) = pipeline(backend, &dir).await;
-        db.execute_raw(Statement::from_string(
-            db.get_database_backend(),
-            "CREATE TABLE tally (record TEXT NOT NULL)",
-        ))
-        .await
-        .unwrap();
-        let tally = Arc::new(Tally::default());
-        let commits = Arc::new(GroupCommit::start("tally", db.clone(), tally.clone(), 16));
-        // 24 records, eight jobs each, interleaved, in batches of at most 16: the jobs
-        // queued behind a batch are half about its records and half not.
-        let records: Vec<Uuid> = (0..24).map(|_| Uuid::now_v7()).collect();
-        let mut jobs = tokio::task::JoinSet::new();
-        for round in 0..8 {
-            for (i, record) in records.iter().enumerate() {
-                let (commits, record) = (commits.clone(), *record);
-                jobs.spawn(async move { commits.run(record).await.map(|()| (round, i)) });
-            }
-        }
-        while let Some(done) = jobs.join_next().await {
-            done.unwrap()
-                .unwrap_or_else(|e| panic!("{backend:?}: a job failed: {e}"));
-        }
-        let counts = rows_of(&db, &records).await.unwrap();
-        assert_eq!(counts.len(), 24, "{backend:?}");
-        assert!(counts.values().all(|n| *n == 8), "{backend:?}: {counts:?}");
-        assert_eq!(tally.stale_plans.load(Ordering::SeqCst), 0, "{backend:?}");
-        assert!(
-            tally.overlapped.load(Ordering::SeqCst) > 0,
-            "{backend:?}: no batch was planned while another was written"
-        );
-    }
 }

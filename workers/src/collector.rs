@@ -88,10 +88,6 @@ impl Unit for Decider {
     type Out = Stored;
     type Plan = Plan;
 
-    fn record(&self, (finding, ..): &Self::Job) -> Option<Uuid> {
-        Some(finding.application_id)
-    }
-
     async fn prepare(&self, db: &DatabaseConnection, jobs: &[Self::Job]) -> Option<Plan> {
         // Whatever went wrong is met again, and reported, inside the transaction.
         self.plan(db, jobs).await.unwrap_or_default()
@@ -909,6 +905,7 @@ impl Writes {
 mod tests {
     use super::*;
     use sea_orm::{ActiveModelTrait, Database, QueryTrait, Statement};
+    use std::path::PathBuf;
 
     /// A migrated pipeline database in a SQLite file of its own.
     async fn pipeline() -> (DatabaseConnection, PathBuf) {
