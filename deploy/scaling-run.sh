@@ -51,7 +51,8 @@ echo "running: intake, collector and $instances instance(s) per department (${#p
 
 # CPU seconds of a process so far (user + system), from /proc.
 cpu() { awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-role() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | sed 's|^[^ ]*prh ||; s/ *$//'; }
+# Empty for a process that has ended (the bench driver, by the time the table is printed).
+role() { { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null | sed 's|^[^ ]*prh ||; s/ *$//' || true; }
 broker=$(pgrep -f 'beam.smp.*rabbit' | head -1 || true)
 watched=("${pids[@]}" ${broker:+"$broker"})
 
