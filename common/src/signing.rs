@@ -277,6 +277,13 @@ impl DepartmentKeys {
         self.claim(department, key_id, message, signature_b64)?.check()
     }
 
+    /// Whether `department` has a trusted key `key_id`.
+    pub fn knows(&self, department: Department, key_id: &str) -> bool {
+        self.rings
+            .get(&department)
+            .is_some_and(|ring| ring.keys.contains_key(key_id))
+    }
+
     /// `department`'s key `key_id` and the parsed signature, ready to be checked.
     pub fn claim<'a>(
         &'a self,
