@@ -265,18 +265,6 @@ impl DepartmentKeys {
         self.rings.entry(department).or_default().add(key);
     }
 
-    /// Checks that `department`'s key `key_id` signed `message`. A key of another
-    /// department is unknown here, so nobody can sign for somebody else.
-    pub fn verify(
-        &self,
-        department: Department,
-        key_id: &str,
-        message: &[u8],
-        signature_b64: &str,
-    ) -> Result<(), SignatureError> {
-        self.claim(department, key_id, message, signature_b64)?.check()
-    }
-
     /// Whether `department` has a trusted key `key_id`.
     pub fn knows(&self, department: Department, key_id: &str) -> bool {
         self.rings
@@ -284,7 +272,8 @@ impl DepartmentKeys {
             .is_some_and(|ring| ring.keys.contains_key(key_id))
     }
 
-    /// `department`'s key `key_id` and the parsed signature, ready to be checked.
+    /// `department`'s key `key_id` and the parsed signature, ready to be checked. A key of
+    /// another department is unknown here, so nobody can sign for somebody else.
     pub fn claim<'a>(
         &'a self,
         department: Department,

@@ -37,7 +37,7 @@ struct Check {
 }
 
 /// Why a finding's signature is not accepted.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Untrusted {
     /// Not signed by a key of the department it speaks for: never counted.
     Bad(SignatureError),
