@@ -22,7 +22,7 @@ use prh_common::{
         batch::Batch,
         db::is_transient,
         group_commit::{GroupCommit, Unit},
-        outbox,
+        in_list, outbox,
         pipeline::{
             applications, audit_events, certificate_status, certificates, decisions, findings, notice_status, notices,
             renewals, revocations, status,
@@ -176,7 +176,7 @@ async fn seen<C: ConnectionTrait>(db: &C, ids: Vec<Uuid>) -> Result<HashMap<Uuid
         ])
         .expr_as(Expr::SubQuery(None, Box::new(findings_count.into())), "findings")
         .expr_as(Expr::SubQuery(None, Box::new(last_seq.into())), "last_seq")
-        .filter(applications::Column::Id.is_in(ids))
+        .filter(applications::Column::Id.is_in(in_list::padded(ids)))
         .into_model::<Seen>()
         .all(db)
         .await?
@@ -208,7 +208,7 @@ async fn stored_answers<C: ConnectionTrait>(
             sea_orm::sea_query::ExprTrait::cast_as(Expr::col(findings::Column::Payload), Alias::new("text")),
             "payload",
         )
-        .filter(findings::Column::ApplicationId.is_in(ids))
+        .filter(findings::Column::ApplicationId.is_in(in_list::padded(ids)))
         .into_tuple::<(Uuid, String, String)>()
         .all(db)
         .await?
@@ -340,7 +340,7 @@ impl Decider {
         // (SQLite's writer), so the batch reads and writes as few times as it can.
         let apps: HashMap<Uuid, applications::Model> = applications::Entity::update_many()
             .col_expr(applications::Column::UpdatedAt, Expr::value(now))
-            .filter(applications::Column::Id.is_in(ids))
+            .filter(applications::Column::Id.is_in(in_list::padded(ids)))
             .exec_with_returning(txn)
             .await?
             .into_iter()
@@ -371,7 +371,7 @@ impl Decider {
         // need not be one snapshot.
         let (apps, stored, ends) = tokio::try_join!(
             applications::Entity::find()
-                .filter(applications::Column::Id.is_in(ids.clone()))
+                .filter(applications::Column::Id.is_in(in_list::padded(ids.clone())))
                 .all(db),
             stored_answers(db, ids.clone()),
             audit::chain_ends(db, ids.clone()),

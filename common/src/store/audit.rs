@@ -57,7 +57,7 @@ pub async fn chain_ends<C: ConnectionTrait>(db: &C, ids: Vec<Uuid>) -> Result<Ha
         .select_only()
         .column(audit_events::Column::ApplicationId)
         .column_as(audit_events::Column::Seq.max(), "seq")
-        .filter(audit_events::Column::ApplicationId.is_in(ids))
+        .filter(audit_events::Column::ApplicationId.is_in(super::in_list::padded(ids)))
         .group_by(audit_events::Column::ApplicationId)
         .into_query();
     Ok(audit_events::Entity::find()

@@ -434,7 +434,7 @@ impl Marker {
                     let turn = gate.turn().await;
                     let update = entity::Entity::update_many()
                         .col_expr(entity::Column::SentAt, Expr::value(chrono::Utc::now()))
-                        .filter(entity::Column::Id.is_in(ids.clone()))
+                        .filter(entity::Column::Id.is_in(super::in_list::padded(ids.clone())))
                         .exec(&db)
                         .await;
                     drop(turn);

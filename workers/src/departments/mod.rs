@@ -17,6 +17,7 @@ use prh_common::{
     department::Department,
     id_number::IdNumber,
     policy::Policy,
+    store::in_list,
 };
 use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Select};
 use std::{collections::HashMap, future::Future};
@@ -116,7 +117,10 @@ async fn rows_about<E: EntityTrait>(
     id_number: E::Column,
     ids: &[&str],
 ) -> Result<Vec<E::Model>, DbErr> {
-    query.filter(id_number.is_in(ids.iter().copied())).all(txn).await
+    query
+        .filter(id_number.is_in(in_list::padded(ids.to_vec())))
+        .all(txn)
+        .await
 }
 
 /// Rows of one registry table for every person of a batch, grouped by ID number.
