@@ -1,6 +1,6 @@
 //! The storage layer's own promises, on a real SQLite file and a real PostgreSQL: a batch
-//! of statements runs in order as one unit of its transaction, and writers queued at the
-//! write gate neither fail on SQLite's lock nor lose an update.
+//! of statements runs in order as one unit of its transaction and stores JSON as sea-orm does,
+//! and writers queued at the write gate neither fail on SQLite's lock nor lose an update.
 
 mod common;
 
@@ -15,7 +15,7 @@ use prh_common::{
     },
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Statement, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, Statement, TransactionTrait,
     sea_query::Expr,
 };
 use uuid::Uuid;
@@ -76,6 +76,56 @@ async fn a_batch_runs_its_statements_in_order_and_fails_as_a_whole() {
         assert!(refused.is_err(), "{backend:?}: a second first link must be refused");
         drop(txn);
         assert_eq!(rows::Entity::find().all(&db).await.unwrap().len(), 2, "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn json_written_by_a_batch_is_stored_as_sea_orm_stores_it() {
+    // Escapes, non-ASCII text and a number with an exponent: where two serializers of one
+    // value could write different text.
+    let headers = serde_json::json!([["x-prh-department", "住房"], ["quote", "a \"b\" \\ c"], ["n", 1.5e3]]);
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _, _cleanup) = pipeline(backend, &dir).await;
+        let row = |body: &str| rows::ActiveModel {
+            origin: Set("intake".into()),
+            exchange: Set("prh.checks".into()),
+            routing_key: Set("housing".into()),
+            kind: Set("check.requested".into()),
+            message_id: Set(Uuid::now_v7()),
+            correlation_id: Set(None),
+            headers: Set(headers.clone()),
+            body: Set(body.into()),
+            created_at: Set(chrono::Utc::now()),
+            sent_at: Set(None),
+            ..Default::default()
+        };
+        rows::Entity::insert(row("by sea-orm")).exec(&db).await.unwrap();
+        let txn = db.begin().await.unwrap();
+        let mut batch = Batch::new(&txn);
+        batch.push(&rows::Entity::insert(row("first of a batch")));
+        batch.push(&rows::Entity::insert(row("second of a batch")));
+        batch.run(&txn).await.unwrap();
+        txn.commit().await.unwrap();
+
+        let as_text = match backend {
+            Backend::Sqlite => "CAST(headers AS TEXT)",
+            Backend::Postgres => "headers::text",
+        };
+        let stored: Vec<String> = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT {as_text} AS t FROM outbox ORDER BY id"),
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get("", "t").unwrap())
+            .collect();
+        assert_eq!(stored.len(), 3, "{backend:?}");
+        assert!(stored.iter().all(|t| *t == stored[0]), "{backend:?}: {stored:?}");
+        let read = rows::Entity::find().all(&db).await.unwrap();
+        assert!(read.iter().all(|r| r.headers == headers), "{backend:?}: {read:?}");
     }
 }
 

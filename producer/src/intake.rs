@@ -13,7 +13,7 @@ use prh_common::{
     policy_set::PolicySet,
     store::{
         audit,
-        batch::Batch,
+        batch::{self, Batch},
         db::is_transient,
         group_commit::{GroupCommit, Unit},
         outbox,
@@ -107,7 +107,10 @@ impl Unit for Writer {
         let mut insert = applications::Entity::insert_many(batch.iter().map(|p| p.row.clone())).into_query();
         insert.returning(Query::returning().columns([applications::Column::Id, applications::Column::Seq]));
         let mut seqs: HashMap<Uuid, i64> = HashMap::with_capacity(batch.len());
-        for row in txn.query_all(&insert).await? {
+        for row in txn
+            .query_all_raw(batch::json_as_text(txn.get_database_backend().build(&insert)))
+            .await?
+        {
             seqs.insert(row.try_get("", "id")?, row.try_get("", "seq")?);
         }
         let mut writes = Batch::new(txn);

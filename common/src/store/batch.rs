@@ -5,6 +5,12 @@
 //! holds SQLite's one write lock across all of its hand-offs; on a busy machine each costs
 //! a scheduling delay. PostgreSQL's extended protocol takes one statement with parameters
 //! at a time, so there the statements run one after another.
+//!
+//! On SQLite a batch also binds JSON values as the text they are stored as. sea-orm's
+//! driver clones every bound value each time it runs a statement, and a JSON value is a
+//! tree: the clones of the payloads, findings and audit events written were about 2 % of
+//! the all-in-one process (docs/performance.md, 2026-12-08, late). A string clones in one
+//! copy, and sqlx stores a JSON value as exactly this text (compact `serde_json`).
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryTrait, Statement, Value};
 
@@ -25,7 +31,7 @@ impl Batch {
 
     /// Adds `query`'s statement.
     pub fn push(&mut self, query: &impl QueryTrait) {
-        self.statements.push(query.build(self.backend));
+        self.statements.push(json_as_text(query.build(self.backend)));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -53,4 +59,19 @@ impl Batch {
             .await?;
         Ok(())
     }
+}
+
+/// `statement` with its JSON values bound as text on SQLite (see the module's comment):
+/// also for a statement with large JSON values run on its own.
+pub fn json_as_text(mut statement: Statement) -> Statement {
+    if statement.db_backend == DbBackend::Sqlite
+        && let Some(values) = statement.values.as_mut()
+    {
+        for value in values.0.iter_mut() {
+            if let Value::Json(json) = value {
+                *value = Value::String(json.take().map(|j| j.to_string()));
+            }
+        }
+    }
+    statement
 }
