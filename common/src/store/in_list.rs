@@ -1,5 +1,5 @@
-//! Values for an SQL `IN (…)` list, padded to one of a few lengths so that the statement's
-//! text, and so its prepared statement, repeats from batch to batch.
+//! Values for an SQL `IN (…)` or `NOT IN (…)` list, padded to one of a few lengths so that
+//! the statement's text, and so its prepared statement, repeats from batch to batch.
 //!
 //! sqlx keeps each connection's prepared statements by their SQL text, and a list of 13
 //! values is a different text from one of 14. Batches of varying size each prepared their

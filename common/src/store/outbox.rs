@@ -338,6 +338,7 @@ impl Relay {
             .filter(entity::Column::SentAt.is_null());
         let skip = marks.snapshot();
         if !skip.is_empty() {
+            let skip = super::in_list::padded(skip.into_iter().collect());
             pending = pending.filter(entity::Column::Id.is_not_in(skip));
         }
         let rows: Vec<entity::Model> = pending
